@@ -1,0 +1,53 @@
+/* spanalloc public C API.
+ *
+ * Linking libspanalloc.a (or preloading libspanalloc.so) replaces the whole
+ * malloc family and every C++ operator new/delete. The spanalloc_* functions
+ * below are the same allocator under names that never clash with the C
+ * library, plus what the standard interface cannot express: statistics,
+ * a readable report, and an explicit release of free memory to the OS. */
+#ifndef SPANALLOC_H
+#define SPANALLOC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+void *spanalloc_malloc(size_t size);
+void spanalloc_free(void *ptr);
+void *spanalloc_calloc(size_t count, size_t size);
+void *spanalloc_realloc(void *ptr, size_t size);
+void *spanalloc_aligned_alloc(size_t alignment, size_t size);
+int spanalloc_posix_memalign(void **out, size_t alignment, size_t size);
+void spanalloc_free_sized(void *ptr, size_t size);
+size_t spanalloc_usable_size(const void *ptr);
+
+/* Whole-process figures, in bytes unless named otherwise. */
+typedef struct spanalloc_stats {
+  uint64_t mapped;            /* address space taken from the OS */
+  uint64_t committed;         /* mapped minus what was released with madvise */
+  uint64_t released;          /* free page-heap bytes given back to the OS */
+  uint64_t page_heap_free;    /* free, committed bytes in the page heap */
+  uint64_t central_free;      /* free objects held in central lists and spans */
+  uint64_t thread_cache_free; /* free objects held in thread caches (at last flush) */
+  uint64_t in_use_small;      /* bytes of small objects handed out (class sizes) */
+  uint64_t in_use_large;      /* bytes of large spans handed out (whole pages) */
+  uint64_t metadata;          /* the allocator's own structures */
+  uint64_t thread_caches;     /* live thread caches */
+  uint64_t os_maps;           /* mmap calls made */
+  uint64_t os_releases;       /* madvise(MADV_DONTNEED) calls made */
+} spanalloc_stats;
+
+/* Fills *out; returns 0. Cheap enough to call from a monitoring thread. */
+int spanalloc_get_stats(spanalloc_stats *out);
+/* Writes a human-readable report (totals and per size class) to fd. */
+void spanalloc_print_report(int fd);
+/* Gives every free page in the page heap back to the OS; returns bytes released. */
+size_t spanalloc_release_free_memory(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
