@@ -1,0 +1,223 @@
+// Initialisation, large objects, the compound operations (realloc, calloc,
+// aligned allocation), fork safety and the spanalloc_* API.
+#include "allocator.h"
+
+#include <pthread.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstring>
+
+#include "central_list.h"
+#include "options.h"
+#include "page_heap.h"
+#include "spanalloc.h"
+#include "stats.h"
+
+namespace spanalloc {
+
+namespace {
+
+// 0 = not started, 1 = in progress (by the thread in g_init_thread), 2 = done.
+constinit std::atomic<int> g_init_state{0};
+constinit Mutex g_init_lock;
+pthread_key_t g_thread_key;
+bool g_thread_key_ok = false;
+
+void ThreadExit(void *) { ThreadCache::DestroyCurrent(); }
+
+// fork(): take every lock in rank order (lock.h) so the child inherits the
+// heap in a consistent state, then release (parent) or reset (child).
+void ForkPrepare() {
+  ThreadCache::LockRegistry();
+  for (uint32_t cl = 1; cl < kNumClasses; cl++) g_central[cl].lock().Lock();
+  g_page_heap.lock().Lock();
+  g_page_heap.span_alloc().lock().Lock();
+}
+void ForkParent() {
+  g_page_heap.span_alloc().lock().Unlock();
+  g_page_heap.lock().Unlock();
+  for (uint32_t cl = kNumClasses - 1; cl >= 1; cl--) g_central[cl].lock().Unlock();
+  ThreadCache::UnlockRegistry();
+}
+void ForkChild() {
+  g_page_heap.span_alloc().lock().ResetAfterFork();
+  g_page_heap.lock().ResetAfterFork();
+  for (uint32_t cl = 1; cl < kNumClasses; cl++) g_central[cl].lock().ResetAfterFork();
+  ThreadCache::AfterForkChild();
+}
+
+void InitOnce() {
+  LoadOptions();
+  for (uint32_t cl = 1; cl < kNumClasses; cl++) g_central[cl].Init(cl);
+  // The heap works from here on: what follows may allocate (glibc's
+  // pthread_atfork can), and those calls must find it ready.
+  g_init_state.store(2, std::memory_order_release);
+  g_thread_key_ok = pthread_key_create(&g_thread_key, ThreadExit) == 0;
+  pthread_atfork(ForkPrepare, ForkParent, ForkChild);
+  InitStats();
+}
+
+}  // namespace
+
+void EnsureInitialized() {
+  if (SPANALLOC_LIKELY(g_init_state.load(std::memory_order_acquire) == 2)) return;
+  MutexLock l(g_init_lock);
+  if (g_init_state.load(std::memory_order_relaxed) == 0) {
+    g_init_state.store(1, std::memory_order_relaxed);
+    InitOnce();
+  }
+}
+
+void RegisterThreadExit(ThreadCache *tc) {
+  if (g_thread_key_ok) pthread_setspecific(g_thread_key, tc);
+}
+
+void *FailNoMemory() {
+  errno = ENOMEM;
+  return nullptr;
+}
+
+// ---- large objects --------------------------------------------------------
+
+void *AllocLarge(size_t n, size_t align, bool want_zero) {
+  if (n > kMaxRequest) return FailNoMemory();
+  EnsureInitialized();
+  bool zeroed = false;
+  Span *s = g_page_heap.AllocLarge(PagesFor(n ? n : 1), align >> kPageShift, &zeroed);
+  if (s == nullptr) return FailNoMemory();
+  void *p = PageAddr(s->start);
+  if (want_zero && !zeroed) memset(p, 0, n);
+  return p;
+}
+
+// free() of a pointer whose page holds no small span: a large object, null,
+// or not ours.
+void FreeNotSmall(void *p, const char *func) {
+  if (p == nullptr) return;
+  Span *s = SpanOf(p);
+  if (s == nullptr || !s->contains(p) || s->state == SpanState::kFree)
+    FatalMisuse(func, p, "invalid pointer (not allocated by spanalloc)");
+  if (s->state != SpanState::kLarge || reinterpret_cast<uintptr_t>(p) != s->start_addr())
+    FatalMisuse(func, p, "invalid pointer (not the start of an object)");
+  int saved = errno;
+  g_page_heap.Free(s);
+  errno = saved;
+}
+
+size_t UsableSize(const void *p) {
+  if (p == nullptr) return 0;
+  uint64_t e = ClassEntry(p);
+  uint32_t cl = uint32_t(e & kClassMask);
+  if (cl != 0) {
+    uint64_t off = reinterpret_cast<uintptr_t>(p) - (e & ~kClassMask);
+    if (off * kClassMagic[cl] >= kClassMagic[cl])
+      FatalMisuse("malloc_usable_size", p, "invalid pointer (not the start of an object)");
+    return ClassSize(cl);
+  }
+  Span *s = SpanOf(p);
+  if (s == nullptr || s->state != SpanState::kLarge || reinterpret_cast<uintptr_t>(p) != s->start_addr())
+    FatalMisuse("malloc_usable_size", p, "invalid pointer (not allocated by spanalloc)");
+  return s->bytes();
+}
+
+void FreeSized(void *p, size_t n) {
+  if (p == nullptr) return;
+  // The size must fit the block; a mismatch means the caller's bookkeeping
+  // is wrong, and trusting it could corrupt the heap.
+  size_t usable = UsableSize(p);
+  if (n > usable) FatalMisuse("free_sized", p, "size larger than the block (sized free mismatch)");
+  Free(p, "free_sized");
+}
+
+// ---- compound operations --------------------------------------------------
+
+void *AllocAligned(size_t align, size_t n) {
+  if (align <= 8 || (align <= kMinAlign && n > 24)) return Alloc(n);
+  if (n > kMaxRequest || align > kMaxRequest) return FailNoMemory();
+  if (n <= kMaxSmallSize && align <= kPageSize) {
+    uint32_t cl = SizeClassForAligned(n ? n : 1, align);
+    if (cl != 0) return AllocSmall(cl);
+  }
+  return AllocLarge(n, align < kPageSize ? kPageSize : align, false);
+}
+
+void *Calloc(size_t count, size_t size) {
+  size_t total;
+  if (__builtin_mul_overflow(count, size, &total)) return FailNoMemory();
+  if (total <= kMaxSmallSize) {
+    void *p = AllocSmall(SizeClassOf(total));
+    if (p != nullptr) memset(p, 0, total);
+    return p;
+  }
+  return AllocLarge(total, kPageSize, true);
+}
+
+void *Realloc(void *p, size_t n) {
+  if (p == nullptr) return Alloc(n);
+  if (n == 0) {  // glibc: frees and returns NULL
+    Free(p, "realloc");
+    return nullptr;
+  }
+  size_t old = UsableSize(p);
+  // Keep the block when the new size fits and does not waste more than half.
+  if (n <= old) {
+    if (n <= kMaxSmallSize ? SizeClassOf(n) == SizeClassOf(old) || n >= old / 2
+                           : PagesFor(n) == PagesFor(old) || n >= old / 2)
+      return p;
+  }
+  if (n > kMaxRequest) return FailNoMemory();
+  void *q = Alloc(n);
+  if (q == nullptr) return nullptr;  // errno set; p untouched, as C requires
+  memcpy(q, p, old < n ? old : n);
+  Free(p, "realloc");
+  return q;
+}
+
+}  // namespace spanalloc
+
+// ---- spanalloc_* API --------------------------------------------------------
+
+using namespace spanalloc;
+
+extern "C" {
+
+SPANALLOC_EXPORT void *spanalloc_malloc(size_t size) { return Alloc(size); }
+SPANALLOC_EXPORT void spanalloc_free(void *ptr) {
+  int saved = errno;
+  Free(ptr, "spanalloc_free");
+  errno = saved;
+}
+SPANALLOC_EXPORT void *spanalloc_calloc(size_t count, size_t size) { return Calloc(count, size); }
+SPANALLOC_EXPORT void *spanalloc_realloc(void *ptr, size_t size) { return Realloc(ptr, size); }
+SPANALLOC_EXPORT void *spanalloc_aligned_alloc(size_t alignment, size_t size) {
+  if (alignment == 0 || (alignment & (alignment - 1)) != 0) {
+    errno = EINVAL;
+    return nullptr;
+  }
+  return AllocAligned(alignment, size);
+}
+SPANALLOC_EXPORT int spanalloc_posix_memalign(void **out, size_t alignment, size_t size) {
+  if (alignment < sizeof(void *) || (alignment & (alignment - 1)) != 0) return EINVAL;
+  int saved = errno;
+  void *p = AllocAligned(alignment, size);
+  if (p == nullptr) {
+    errno = saved;
+    return ENOMEM;
+  }
+  *out = p;
+  return 0;
+}
+SPANALLOC_EXPORT void spanalloc_free_sized(void *ptr, size_t size) {
+  int saved = errno;
+  FreeSized(ptr, size);
+  errno = saved;
+}
+SPANALLOC_EXPORT size_t spanalloc_usable_size(const void *ptr) { return UsableSize(ptr); }
+SPANALLOC_EXPORT size_t spanalloc_release_free_memory(void) {
+  EnsureInitialized();
+  if (tls_cache != &g_empty_cache) tls_cache->FlushAll();
+  return g_page_heap.ReleaseAll();
+}
+
+}  // extern "C"

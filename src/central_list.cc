@@ -1,0 +1,166 @@
+#include "central_list.h"
+
+#include "page_heap.h"
+#include "page_map.h"
+
+namespace spanalloc {
+
+constinit CentralList g_central[kNumClasses];
+
+namespace {
+inline void *&NextOf(void *obj) { return *static_cast<void **>(obj); }
+}  // namespace
+
+void CentralList::Init(uint32_t cl) {
+  cl_ = cl;
+  batch_ = kClassShape[cl].batch;
+  // Transfer slots hold at most ~256 KiB per class.
+  size_t batch_bytes = size_t(batch_) * kClassShape[cl].size;
+  size_t slots = (256 * 1024) / (batch_bytes ? batch_bytes : 1);
+  max_slots_ = int(slots < 1 ? 1 : (slots > kMaxSlots ? kMaxSlots : slots));
+}
+
+void CentralList::LinkSpanLocked(Span *s) {
+  s->prev = nullptr;
+  s->next = partial_;
+  if (partial_) partial_->prev = s;
+  partial_ = s;
+  s->in_list = true;
+}
+
+void CentralList::UnlinkSpanLocked(Span *s) {
+  if (s->prev) s->prev->next = s->next; else partial_ = s->next;
+  if (s->next) s->next->prev = s->prev;
+  s->next = s->prev = nullptr;
+  s->in_list = false;
+}
+
+bool CentralList::GrowLocked() {
+  const ClassShape &shape = kClassShape[cl_];
+  Span *s = g_page_heap.AllocSmall(shape.pages, cl_);
+  if (s == nullptr) return false;
+  uint32_t n = shape.objects;
+  for (uint32_t w = 0; w < (n + 63) / 64; w++) {
+    uint32_t bits = n - w * 64 < 64 ? n - w * 64 : 64;
+    s->free_bits[w] = bits == 64 ? ~uint64_t{0} : (uint64_t{1} << bits) - 1;
+  }
+  s->free_count = n;
+  spans_++;
+  span_free_ += n;
+  LinkSpanLocked(s);
+  return true;
+}
+
+int CentralList::FromSpansLocked(void **head, void **tail, int n) {
+  const uint32_t size = kClassShape[cl_].size;
+  void *first = nullptr;
+  void *last = nullptr;
+  int got = 0;
+  while (got < n) {
+    if (partial_ == nullptr && !GrowLocked()) break;
+    Span *s = partial_;
+    char *base = reinterpret_cast<char *>(s->start_addr());
+    for (uint32_t w = 0; got < n && s->free_count > 0; w++) {
+      uint64_t bits = s->free_bits[w];
+      while (bits && got < n) {
+        int b = __builtin_ctzll(bits);
+        bits &= bits - 1;
+        void *obj = base + size_t(w * 64 + b) * size;
+        if (last) NextOf(last) = obj; else first = obj;
+        last = obj;
+        got++;
+        s->free_count--;
+      }
+      s->free_bits[w] = bits;
+    }
+    if (s->free_count == 0) UnlinkSpanLocked(s);
+  }
+  span_free_ -= got;
+  if (last) NextOf(last) = nullptr;
+  *head = first;
+  *tail = last;
+  return got;
+}
+
+void CentralList::ToSpansLocked(void *head, int n) {
+  const uint32_t size = kClassShape[cl_].size;
+  const uint32_t objects = kClassShape[cl_].objects;
+  Span *s = nullptr;
+  for (int i = 0; i < n; i++) {
+    void *obj = head;
+    head = NextOf(obj);
+    if (s == nullptr || !s->contains(obj)) s = SpanOf(obj);
+    if (s == nullptr || s->state != SpanState::kSmall || s->size_class != cl_)
+      FatalInternal("central list: object not in a span of its class");
+    uintptr_t off = reinterpret_cast<uintptr_t>(obj) - s->start_addr();
+    uint32_t idx = uint32_t(off / size);  // exact: free() checked off % size == 0
+    uint64_t bit = uint64_t{1} << (idx % 64);
+    if (s->free_bits[idx / 64] & bit) FatalMisuse("free", obj, "double free");
+    s->free_bits[idx / 64] |= bit;
+    s->free_count++;
+    span_free_++;
+    if (s->free_count == 1) LinkSpanLocked(s);
+    if (s->free_count == objects && !(partial_ == s && s->next == nullptr)) {
+      // Every object is back: the span's pages return to the page heap,
+      // unless it is the class's only partial span (kept against thrashing).
+      UnlinkSpanLocked(s);
+      span_free_ -= objects;
+      spans_--;
+      g_page_heap.Free(s);
+      s = nullptr;
+    }
+  }
+}
+
+int CentralList::RemoveRange(void **head, void **tail, int n) {
+  MutexLock l(lock_);
+  if (n == int(batch_) && nslots_ > 0) {
+    Batch b = slots_[--nslots_];
+    *head = b.head;
+    *tail = b.tail;
+    return n;
+  }
+  return FromSpansLocked(head, tail, n);
+}
+
+void CentralList::InsertRange(void *head, int n) {
+  MutexLock l(lock_);
+  if (n == int(batch_) && nslots_ < max_slots_) {
+    void *tail = head;
+    for (int i = 1; i < n; i++) tail = NextOf(tail);
+    slots_[nslots_++] = Batch{head, tail};
+    return;
+  }
+  ToSpansLocked(head, n);
+}
+
+CentralStats CentralList::Stats() {
+  MutexLock l(lock_);
+  return CentralStats{uint64_t(nslots_) * batch_, span_free_, spans_};
+}
+
+const char *CentralList::Validate() {
+  MutexLock l(lock_);
+  uint64_t free_sum = 0;
+  for (Span *s = partial_; s; s = s->next) {
+    if (s->state != SpanState::kSmall || s->size_class != cl_) return "foreign span on a central list";
+    uint32_t pop = 0;
+    for (uint64_t w : s->free_bits) pop += __builtin_popcountll(w);
+    if (pop != s->free_count) return "span free count differs from its bitmap";
+    if (s->free_count == 0 || s->free_count > kClassShape[cl_].objects) return "span free count out of range";
+    free_sum += s->free_count;
+  }
+  if (free_sum != span_free_) return "central free count out of date";
+  for (int i = 0; i < nslots_; i++) {
+    int count = 1;
+    void *p = slots_[i].head;
+    while (NextOf(p) != nullptr && count <= int(batch_)) {
+      p = NextOf(p);
+      count++;
+    }
+    if (count != int(batch_) || p != slots_[i].tail) return "transfer slot is not one whole batch";
+  }
+  return nullptr;
+}
+
+}  // namespace spanalloc

@@ -1,0 +1,62 @@
+// Fatal-error reporting. Writes with write(2) only: must work with the heap
+// in any state, so it never allocates and never calls stdio.
+#include "common.h"
+
+#include <unistd.h>
+
+#include <cstdlib>
+#include <cstring>
+
+namespace spanalloc {
+
+namespace {
+// Appends s to buf at *pos, never past cap.
+void Append(char *buf, size_t cap, size_t *pos, const char *s) {
+  while (*s && *pos + 1 < cap) buf[(*pos)++] = *s++;
+}
+void AppendHex(char *buf, size_t cap, size_t *pos, uintptr_t v) {
+  char digits[2 + 16 + 1];
+  int n = 0;
+  digits[n++] = '0';
+  digits[n++] = 'x';
+  int shift = 60;
+  while (shift > 0 && ((v >> shift) & 0xf) == 0) shift -= 4;
+  for (; shift >= 0; shift -= 4) digits[n++] = "0123456789abcdef"[(v >> shift) & 0xf];
+  digits[n] = '\0';
+  Append(buf, cap, pos, digits);
+}
+}  // namespace
+
+void WriteStderr(const char *msg) {
+  size_t len = strlen(msg);
+  while (len > 0) {
+    ssize_t n = write(STDERR_FILENO, msg, len);
+    if (n <= 0) return;
+    msg += n;
+    len -= size_t(n);
+  }
+}
+
+void FatalMisuse(const char *func, const void *ptr, const char *what) {
+  char line[256];
+  size_t pos = 0;
+  Append(line, sizeof line, &pos, "spanalloc: ");
+  Append(line, sizeof line, &pos, func);
+  Append(line, sizeof line, &pos, "(");
+  AppendHex(line, sizeof line, &pos, reinterpret_cast<uintptr_t>(ptr));
+  Append(line, sizeof line, &pos, "): ");
+  Append(line, sizeof line, &pos, what);
+  Append(line, sizeof line, &pos, "\n");
+  line[pos] = '\0';
+  WriteStderr(line);
+  abort();
+}
+
+void FatalInternal(const char *what) {
+  WriteStderr("spanalloc: internal error: ");
+  WriteStderr(what);
+  WriteStderr("\n");
+  abort();
+}
+
+}  // namespace spanalloc

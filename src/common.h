@@ -1,0 +1,42 @@
+// Constants, compiler hints and the fatal-error reporter shared by every layer.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#define SPANALLOC_LIKELY(x) __builtin_expect(!!(x), 1)
+#define SPANALLOC_UNLIKELY(x) __builtin_expect(!!(x), 0)
+#define SPANALLOC_INLINE inline __attribute__((always_inline))
+#define SPANALLOC_NOINLINE __attribute__((noinline))
+#define SPANALLOC_COLD __attribute__((noinline, cold))
+#define SPANALLOC_EXPORT __attribute__((visibility("default")))
+
+namespace spanalloc {
+
+// Pages of the page heap: 8 KiB, as in Go and tcmalloc.
+inline constexpr int kPageShift = 13;
+inline constexpr size_t kPageSize = size_t{1} << kPageShift;
+// Largest size served from size classes; larger requests are whole spans.
+inline constexpr size_t kMaxSmallSize = 32768;
+// Every pointer malloc returns is at least this aligned (glibc's guarantee),
+// except from the 8- and 24-byte classes, whose objects cannot need more.
+inline constexpr size_t kMinAlign = 16;
+// Requests above this fail with ENOMEM before any arithmetic can overflow.
+inline constexpr size_t kMaxRequest = size_t{1} << 46;
+
+// A page number (address >> kPageShift) and a length in pages.
+using PageId = uintptr_t;
+using Length = uintptr_t;
+
+inline constexpr PageId PageOf(const void *p) { return reinterpret_cast<uintptr_t>(p) >> kPageShift; }
+inline void *PageAddr(PageId page) { return reinterpret_cast<void *>(page << kPageShift); }
+inline constexpr Length PagesFor(size_t bytes) { return (bytes + kPageSize - 1) >> kPageShift; }
+
+// Misuse and unrecoverable states: one line on stderr, then abort().
+// Never allocates. `what` names the fault, ptr the pointer involved.
+[[noreturn]] void FatalMisuse(const char *func, const void *ptr, const char *what);
+[[noreturn]] void FatalInternal(const char *what);
+// Writes a message to stderr without allocating.
+void WriteStderr(const char *msg);
+
+}  // namespace spanalloc

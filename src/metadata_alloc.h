@@ -1,0 +1,56 @@
+// Metadata allocator (Go's fixalloc): fixed-size objects for spanalloc's own
+// structures (spans, thread caches). Memory comes from OsMap in 256 KiB
+// chunks and is recycled through a free list; it never returns to the OS and
+// never comes from malloc.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <new>
+
+#include "common.h"
+#include "lock.h"
+#include "os_memory.h"
+
+namespace spanalloc {
+
+// Bytes of metadata chunks mapped so far (for statistics).
+extern std::atomic<uint64_t> g_metadata_bytes;
+
+class FixedAllocBase {
+ public:
+  constexpr FixedAllocBase(size_t size, size_t align) : size_(RoundUp(size, align)) {}
+  // Returns zeroed memory for one object, or nullptr when the OS refuses.
+  void *Alloc();
+  void Free(void *p);
+  size_t in_use() const { return in_use_; }
+  Mutex &lock() { return lock_; }  // for fork: ranked last (lock.h)
+
+ private:
+  static constexpr size_t RoundUp(size_t n, size_t a) { return (n + a - 1) / a * a; }
+  static constexpr size_t kChunk = 256 * 1024;
+  struct FreeNode { FreeNode *next; };
+  Mutex lock_;
+  const size_t size_;
+  // Protected by lock_:
+  FreeNode *free_ = nullptr;  // recycled objects
+  char *bump_ = nullptr;      // unused tail of the current chunk
+  size_t bump_left_ = 0;
+  size_t in_use_ = 0;
+};
+
+template <typename T>
+class FixedAlloc : public FixedAllocBase {
+ public:
+  constexpr FixedAlloc() : FixedAllocBase(sizeof(T), alignof(T) < 16 ? 16 : alignof(T)) {}
+  T *New() {
+    void *p = Alloc();
+    return p ? new (p) T() : nullptr;
+  }
+  void Delete(T *t) {
+    t->~T();
+    Free(t);
+  }
+};
+
+}  // namespace spanalloc

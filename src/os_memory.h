@@ -1,0 +1,37 @@
+// OS memory: the only code in spanalloc that asks the kernel for memory or
+// gives it back.
+//
+// Memory-state model for every page the heap owns:
+//   mapped/committed -- mmap'ed read-write; may be resident (RSS) once touched.
+//   released         -- still mapped, but madvise(MADV_DONTNEED) dropped its
+//                       physical pages: not in RSS, reads as zero, and the next
+//                       touch faults in a fresh zero page.
+// Address space is never unmapped by the page heap (spans keep their page-map
+// entries valid); only the metadata allocator and page-map leaves map too.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+
+namespace spanalloc {
+
+struct OsCounters {
+  std::atomic<uint64_t> mapped{0};    // bytes mapped, ever (the heap never unmaps)
+  std::atomic<uint64_t> maps{0};      // mmap calls that succeeded
+  std::atomic<uint64_t> releases{0};  // madvise(MADV_DONTNEED) calls
+  std::atomic<uint64_t> released_bytes{0};
+};
+extern OsCounters g_os_counters;
+
+// Read-write anonymous memory, zero-filled, aligned to `align` (a power of
+// two, at least the OS page). Reserved lazily (MAP_NORESERVE): untouched pages
+// cost no RSS. Returns nullptr when the kernel refuses.
+void *OsMap(size_t bytes, size_t align);
+// Drops the physical pages of [p, p+bytes) (released state). p and bytes must
+// be multiples of the OS page size. Returns false if the kernel refused.
+bool OsRelease(void *p, size_t bytes);
+// Returns [p, p+bytes) to the kernel entirely (metadata chunks only).
+void OsUnmap(void *p, size_t bytes);
+
+}  // namespace spanalloc

@@ -1,0 +1,391 @@
+#include "page_heap.h"
+
+#include <time.h>
+
+#include "options.h"
+#include "os_memory.h"
+#include "page_map.h"
+
+namespace spanalloc {
+
+constinit PageHeap g_page_heap;
+
+uint64_t NowMillis() {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+  return uint64_t(ts.tv_sec) * 1000 + uint64_t(ts.tv_nsec) / 1000000;
+}
+
+// ---- treap of long free spans -------------------------------------------
+
+uint32_t PageHeap::NextPriority() {
+  rng_ ^= rng_ << 13;
+  rng_ ^= rng_ >> 17;
+  rng_ ^= rng_ << 5;
+  return rng_;
+}
+
+Span *PageHeap::TreapInsert(Span *root, Span *s) {
+  if (root == nullptr) return s;
+  if (Less(s, root)) {
+    root->left = TreapInsert(root->left, s);
+    if (root->left->priority > root->priority) {  // rotate right
+      Span *l = root->left;
+      root->left = l->right;
+      l->right = root;
+      return l;
+    }
+  } else {
+    root->right = TreapInsert(root->right, s);
+    if (root->right->priority > root->priority) {  // rotate left
+      Span *r = root->right;
+      root->right = r->left;
+      r->left = root;
+      return r;
+    }
+  }
+  return root;
+}
+
+Span *PageHeap::TreapMerge(Span *a, Span *b) {
+  if (a == nullptr) return b;
+  if (b == nullptr) return a;
+  if (a->priority > b->priority) {
+    a->right = TreapMerge(a->right, b);
+    return a;
+  }
+  b->left = TreapMerge(a, b->left);
+  return b;
+}
+
+Span *PageHeap::TreapErase(Span *root, Span *s) {
+  if (root == nullptr) FatalInternal("page heap: span missing from treap");
+  if (root == s) return TreapMerge(s->left, s->right);
+  if (Less(s, root))
+    root->left = TreapErase(root->left, s);
+  else
+    root->right = TreapErase(root->right, s);
+  return root;
+}
+
+Span *PageHeap::TreapBestFit(Length n) const {
+  Span *best = nullptr;
+  for (Span *cur = treap_; cur != nullptr;) {
+    if (cur->npages >= n) {
+      best = cur;
+      cur = cur->left;
+    } else {
+      cur = cur->right;
+    }
+  }
+  return best;
+}
+
+// ---- free structures ----------------------------------------------------
+
+void PageHeap::LinkFreeLocked(Span *s) {
+  s->state = SpanState::kFree;
+  if (s->npages <= kMaxListPages) {
+    s->prev = nullptr;
+    s->next = lists_[s->npages];
+    if (s->next) s->next->prev = s;
+    lists_[s->npages] = s;
+    nonempty_[s->npages / 64] |= uint64_t{1} << (s->npages % 64);
+  } else {
+    s->left = s->right = nullptr;
+    s->priority = NextPriority();
+    treap_ = TreapInsert(treap_, s);
+  }
+  if (s->released) {
+    released_bytes_ += s->bytes();
+  } else {
+    free_bytes_.store(free_bytes_.load(std::memory_order_relaxed) + s->bytes(), std::memory_order_relaxed);
+    // Release queue, newest at the tail.
+    s->free_since = NowMillis();
+    s->lru_next = nullptr;
+    s->lru_prev = queue_tail_;
+    if (queue_tail_) queue_tail_->lru_next = s; else queue_head_ = s;
+    queue_tail_ = s;
+    s->in_lru = true;
+  }
+}
+
+void PageHeap::QueueRemoveLocked(Span *s) {
+  if (!s->in_lru) return;
+  if (s->lru_prev) s->lru_prev->lru_next = s->lru_next; else queue_head_ = s->lru_next;
+  if (s->lru_next) s->lru_next->lru_prev = s->lru_prev; else queue_tail_ = s->lru_prev;
+  s->lru_next = s->lru_prev = nullptr;
+  s->in_lru = false;
+}
+
+void PageHeap::UnlinkFreeLocked(Span *s) {
+  if (s->npages <= kMaxListPages) {
+    if (s->prev) s->prev->next = s->next; else lists_[s->npages] = s->next;
+    if (s->next) s->next->prev = s->prev;
+    if (lists_[s->npages] == nullptr) nonempty_[s->npages / 64] &= ~(uint64_t{1} << (s->npages % 64));
+    s->next = s->prev = nullptr;
+  } else {
+    treap_ = TreapErase(treap_, s);
+    s->left = s->right = nullptr;
+  }
+  if (s->released)
+    released_bytes_ -= s->bytes();
+  else
+    free_bytes_.store(free_bytes_.load(std::memory_order_relaxed) - s->bytes(), std::memory_order_relaxed);
+  QueueRemoveLocked(s);
+}
+
+// Maps first and last page to s (all a free span needs).
+void PageHeap::SetSpanPagesLocked(Span *s) {
+  PageMapSetSpan(s->start, s);
+  PageMapSetSpan(s->last_page(), s);
+}
+
+void PageHeap::InsertFreeLocked(Span *s) {
+  // Coalesce with a free left neighbour. The page map's entry for the page
+  // before s may be stale (an interior page of a free span); only a span that
+  // really is free and ends right there qualifies.
+  Span *left = SpanOfPage(s->start - 1);
+  if (left && left->state == SpanState::kFree && left->last_page() == s->start - 1 && !left->in_list) {
+    UnlinkFreeLocked(left);
+    left->released = left->released && s->released;
+    left->npages += s->npages;
+    span_alloc_.Delete(s);
+    s = left;
+  }
+  Span *right = SpanOfPage(s->start + s->npages);
+  if (right && right->state == SpanState::kFree && right->start == s->start + s->npages && !right->in_list) {
+    UnlinkFreeLocked(right);
+    s->released = s->released && right->released;
+    s->npages += right->npages;
+    span_alloc_.Delete(right);
+  }
+  SetSpanPagesLocked(s);
+  LinkFreeLocked(s);
+}
+
+Span *PageHeap::FindLocked(Length n) {
+  if (n <= kMaxListPages) {
+    for (Length w = n / 64; w < sizeof(nonempty_) / sizeof(nonempty_[0]); w++) {
+      uint64_t bits = nonempty_[w];
+      if (w == n / 64) bits &= ~uint64_t{0} << (n % 64);
+      if (bits) return lists_[w * 64 + __builtin_ctzll(bits)];
+    }
+  }
+  return TreapBestFit(n);
+}
+
+// Takes n pages starting at an align_pages boundary out of free span s
+// (already unlinked); the pieces before and after go back as free spans.
+Span *PageHeap::SplitLocked(Span *s, Length n, Length align_pages) {
+  PageId start = (s->start + align_pages - 1) / align_pages * align_pages;
+  if (start > s->start) {
+    Span *head = span_alloc_.New();
+    if (head == nullptr) FatalInternal("out of metadata memory");
+    head->start = s->start;
+    head->npages = start - s->start;
+    head->released = s->released;
+    s->start = start;
+    s->npages -= head->npages;
+    SetSpanPagesLocked(head);
+    LinkFreeLocked(head);
+  }
+  if (s->npages > n) {
+    Span *tail = span_alloc_.New();
+    if (tail == nullptr) FatalInternal("out of metadata memory");
+    tail->start = s->start + n;
+    tail->npages = s->npages - n;
+    tail->released = s->released;
+    s->npages = n;
+    SetSpanPagesLocked(tail);
+    LinkFreeLocked(tail);
+  }
+  return s;
+}
+
+Span *PageHeap::AllocLocked(Length n, Length align_pages) {
+  Span *s = FindLocked(n + align_pages - 1);
+  if (s == nullptr) return nullptr;
+  UnlinkFreeLocked(s);
+  return SplitLocked(s, n, align_pages);
+}
+
+bool PageHeap::GrowUnlocked(Length n) {
+  size_t bytes = n << kPageShift;
+  size_t grow = bytes < kGrowBytes ? kGrowBytes : (bytes + (size_t{2} << 20) - 1) & ~((size_t{2} << 20) - 1);
+  void *mem = OsMap(grow, kPageSize);
+  if (mem == nullptr && grow > bytes) {
+    grow = bytes;
+    mem = OsMap(grow, kPageSize);
+  }
+  if (mem == nullptr) return false;
+  MutexLock l(lock_);
+  if (!PageMapEnsure(PageOf(mem), grow >> kPageShift)) {
+    OsUnmap(mem, grow);
+    return false;
+  }
+  Span *s = span_alloc_.New();
+  if (s == nullptr) {
+    OsUnmap(mem, grow);
+    return false;
+  }
+  s->start = PageOf(mem);
+  s->npages = grow >> kPageShift;
+  s->released = true;  // fresh mappings are zero and not resident
+  InsertFreeLocked(s);
+  return true;
+}
+
+// ---- public -------------------------------------------------------------
+
+Span *PageHeap::AllocLarge(Length n, Length align_pages, bool *zeroed) {
+  MaybeRelease();
+  for (int attempt = 0; attempt < 2; attempt++) {
+    {
+      MutexLock l(lock_);
+      if (Span *s = AllocLocked(n, align_pages)) {
+        s->state = SpanState::kLarge;
+        s->size_class = 0;
+        for (PageId p = s->start; p < s->start + s->npages; p++) PageMapSetSpan(p, s);
+        large_bytes_ += s->bytes();
+        *zeroed = s->released;
+        s->released = false;
+        return s;
+      }
+    }
+    if (!GrowUnlocked(n + align_pages - 1)) return nullptr;
+  }
+  return nullptr;
+}
+
+Span *PageHeap::AllocSmall(Length n, uint32_t cl) {
+  for (int attempt = 0; attempt < 2; attempt++) {
+    {
+      MutexLock l(lock_);
+      if (Span *s = AllocLocked(n, 1)) {
+        s->state = SpanState::kSmall;
+        s->size_class = uint8_t(cl);
+        s->released = false;
+        uint64_t entry = s->start_addr() | cl;
+        for (PageId p = s->start; p < s->start + s->npages; p++) {
+          PageMapSetSpan(p, s);
+          PageMapSetClass(p, entry);
+        }
+        small_span_bytes_ += s->bytes();
+        return s;
+      }
+    }
+    if (!GrowUnlocked(n)) return nullptr;
+  }
+  return nullptr;
+}
+
+void PageHeap::Free(Span *s) {
+  {
+    MutexLock l(lock_);
+    if (s->state == SpanState::kSmall) {
+      for (PageId p = s->start; p < s->start + s->npages; p++) PageMapSetClass(p, 0);
+      small_span_bytes_ -= s->bytes();
+    } else {
+      large_bytes_ -= s->bytes();
+    }
+    s->size_class = 0;
+    s->in_list = false;
+    InsertFreeLocked(s);
+  }
+  MaybeRelease();
+}
+
+void PageHeap::MaybeRelease() {
+  uint64_t now = NowMillis();
+  // Unlocked peek: a stale read only delays the release to the next call.
+  uint64_t last = last_release_check_.load(std::memory_order_relaxed);
+  uint64_t free_now = free_bytes_.load(std::memory_order_relaxed);
+  if (now - last < 100 && free_now <= g_options.free_cap_bytes) return;
+  if (!lock_.TryLock()) return;  // someone else is in the heap; they will check
+  last_release_check_.store(now, std::memory_order_relaxed);
+  // Near the cgroup's memory limit, every free committed page goes back now.
+  uint64_t limit = g_options.cgroup_limit_bytes;
+  uint64_t committed = large_bytes_ + small_span_bytes_ + free_bytes_.load(std::memory_order_relaxed);
+  bool near_limit = limit != 0 && committed > limit / 4 * 3;
+  ReleaseLocked(near_limit, now);  // unlocks
+}
+
+size_t PageHeap::ReleaseAll() {
+  lock_.Lock();
+  return ReleaseLocked(true, NowMillis());
+}
+
+// Called with lock_ held; returns with it released. Takes due spans out of
+// the free structures, madvises them unlocked, then re-inserts them released.
+size_t PageHeap::ReleaseLocked(bool all, uint64_t now) {
+  size_t total = 0;
+  for (;;) {
+    constexpr int kBatch = 16;
+    Span *batch[kBatch];
+    int count = 0;
+    while (count < kBatch && queue_head_ != nullptr) {
+      Span *s = queue_head_;
+      bool due = all || now - s->free_since >= g_options.release_delay_ms || free_bytes_.load(std::memory_order_relaxed) > g_options.free_cap_bytes;
+      if (!due) break;
+      UnlinkFreeLocked(s);
+      s->state = SpanState::kLarge;  // not free: neighbours must not merge it
+      batch[count++] = s;
+    }
+    lock_.Unlock();
+    if (count == 0) return total;
+    for (int i = 0; i < count; i++) {
+      if (OsRelease(PageAddr(batch[i]->start), batch[i]->bytes())) {
+        batch[i]->released = true;
+        total += batch[i]->bytes();
+      }
+    }
+    lock_.Lock();
+    for (int i = 0; i < count; i++) InsertFreeLocked(batch[i]);
+  }
+}
+
+PageHeapStats PageHeap::Stats() {
+  MutexLock l(lock_);
+  return PageHeapStats{free_bytes_.load(std::memory_order_relaxed), released_bytes_, large_bytes_, small_span_bytes_, span_alloc_.in_use()};
+}
+
+const char *PageHeap::Validate() {
+  MutexLock l(lock_);
+  uint64_t free_sum = 0, released_sum = 0;
+  auto check = [&](Span *s) -> const char * {
+    if (s->state != SpanState::kFree) return "free structure holds a span not marked free";
+    if (SpanOfPage(s->start) != s || SpanOfPage(s->last_page()) != s) return "free span's ends not in page map";
+    Span *left = SpanOfPage(s->start - 1);
+    if (left && left->state == SpanState::kFree && left->last_page() == s->start - 1) return "uncoalesced neighbours";
+    (s->released ? released_sum : free_sum) += s->bytes();
+    return nullptr;
+  };
+  for (Length n = 1; n <= kMaxListPages; n++) {
+    bool bit = nonempty_[n / 64] & (uint64_t{1} << (n % 64));
+    if (bit != (lists_[n] != nullptr)) return "non-empty bitmap out of date";
+    for (Span *s = lists_[n]; s; s = s->next) {
+      if (s->npages != n) return "span in the wrong length list";
+      if (const char *e = check(s)) return e;
+    }
+  }
+  // Walk the treap iteratively with an explicit stack (depth is O(log n)).
+  Span *stack[128];
+  int sp = 0;
+  if (treap_) stack[sp++] = treap_;
+  while (sp > 0) {
+    Span *s = stack[--sp];
+    if (s->npages <= kMaxListPages) return "short span in treap";
+    if (s->left && (!Less(s->left, s) || s->left->priority > s->priority)) return "treap order broken";
+    if (s->right && (!Less(s, s->right) || s->right->priority > s->priority)) return "treap order broken";
+    if (const char *e = check(s)) return e;
+    if (sp + 2 > 128) return "treap too deep";
+    if (s->left) stack[sp++] = s->left;
+    if (s->right) stack[sp++] = s->right;
+  }
+  if (free_sum != free_bytes_.load(std::memory_order_relaxed)) return "free byte count out of date";
+  if (released_sum != released_bytes_) return "released byte count out of date";
+  return nullptr;
+}
+
+}  // namespace spanalloc

@@ -1,0 +1,110 @@
+// Page heap (Go's mheap): all pages of the heap, as spans.
+//
+// Free spans of up to kMaxListPages pages sit in one doubly linked list per
+// length (a bitmap says which lists are non-empty); longer ones sit in a treap
+// ordered by (length, start address), so a best fit is O(log n). Allocation
+// takes the smallest fitting run and splits off the rest; freeing coalesces
+// with free neighbours found through the page map. Growth maps at least
+// kGrowBytes from the OS at a time.
+//
+// Returning memory: committed free spans also sit in a queue in the order
+// they became free. Spans free for longer than the release delay, and the
+// oldest ones whenever free committed bytes exceed the cap, are released with
+// madvise(MADV_DONTNEED). The madvise runs with the lock dropped: the span is
+// taken out of the free structures first (state kFree, in no list), so no one
+// can allocate it meanwhile.
+//
+// Lock: lock_ protects every field below and every free span (lock.h, rank 3).
+// Syscalls (mmap, madvise) are never made while holding it, except the rare
+// mapping of a page-map leaf.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+
+#include "common.h"
+#include "lock.h"
+#include "metadata_alloc.h"
+#include "span.h"
+
+namespace spanalloc {
+
+struct PageHeapStats {
+  uint64_t free_bytes;       // free and committed
+  uint64_t released_bytes;   // free and released to the OS
+  uint64_t large_bytes;      // in large spans handed out
+  uint64_t small_span_bytes; // in spans carved into small objects
+  uint64_t spans;            // span objects in use (metadata)
+};
+
+class PageHeap {
+ public:
+  static constexpr Length kMaxListPages = 128;
+  static constexpr size_t kGrowBytes = size_t{32} << 20;
+
+  // A span of n pages whose start is a multiple of align_pages, as a large
+  // object (state kLarge). *zeroed tells whether its memory is known to be
+  // all zero. nullptr when the OS refuses memory.
+  Span *AllocLarge(Length n, Length align_pages, bool *zeroed);
+  // A span of n pages for size class cl (state kSmall), class map set.
+  Span *AllocSmall(Length n, uint32_t cl);
+  // Returns a span of either kind to the free structures.
+  void Free(Span *s);
+
+  // Releases every free committed span now; returns the bytes released.
+  size_t ReleaseAll();
+  // Applies the release policy (delay and cap); cheap when nothing is due.
+  void MaybeRelease();
+
+  PageHeapStats Stats();
+  // Checks every invariant of the free structures (tests, debug builds).
+  // Returns nullptr when all hold, else a description of the first broken one.
+  const char *Validate();
+
+  Mutex &lock() { return lock_; }
+  FixedAlloc<Span> &span_alloc() { return span_alloc_; }
+
+ private:
+  Span *AllocLocked(Length n, Length align_pages);
+  Span *FindLocked(Length n);
+  Span *SplitLocked(Span *s, Length n, Length align_pages);
+  bool GrowUnlocked(Length n);
+  void InsertFreeLocked(Span *s);  // coalesces
+  void LinkFreeLocked(Span *s);
+  void UnlinkFreeLocked(Span *s);
+  void QueueRemoveLocked(Span *s);
+  size_t ReleaseLocked(bool all, uint64_t now);
+  void SetSpanPagesLocked(Span *s);
+
+  // Treap of long free spans.
+  static bool Less(const Span *a, const Span *b) {
+    return a->npages != b->npages ? a->npages < b->npages : a->start < b->start;
+  }
+  Span *TreapInsert(Span *root, Span *s);
+  Span *TreapErase(Span *root, Span *s);
+  static Span *TreapMerge(Span *a, Span *b);
+  Span *TreapBestFit(Length n) const;
+  uint32_t NextPriority();
+
+  Mutex lock_;
+  Span *lists_[kMaxListPages + 1] = {};         // by length, 1..kMaxListPages
+  uint64_t nonempty_[(kMaxListPages + 64) / 64] = {};  // bit n: lists_[n] non-empty
+  Span *treap_ = nullptr;
+  Span *queue_head_ = nullptr;  // committed free spans, oldest first
+  Span *queue_tail_ = nullptr;
+  std::atomic<uint64_t> free_bytes_{0};  // written under lock_, peeked without it
+  uint64_t released_bytes_ = 0;
+  uint64_t large_bytes_ = 0;
+  uint64_t small_span_bytes_ = 0;
+  std::atomic<uint64_t> last_release_check_{0};
+  uint32_t rng_ = 2463534242u;
+  FixedAlloc<Span> span_alloc_;  // rank 4 under lock_
+};
+
+extern PageHeap g_page_heap;
+
+// Coarse monotonic clock in milliseconds (vDSO, no syscall).
+uint64_t NowMillis();
+
+}  // namespace spanalloc

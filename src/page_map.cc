@@ -1,0 +1,44 @@
+#include "page_map.h"
+
+#include "metadata_alloc.h"
+#include "os_memory.h"
+
+namespace spanalloc {
+
+uintptr_t g_class_root[size_t{1} << kRootBits];
+ClassLeaf g_zero_class_leaf;  // never written: reads as class 0
+std::atomic<SpanLeaf *> g_span_root[size_t{1} << kRootBits];
+
+bool PageMapEnsure(PageId first, Length n) {
+  PageId last = first + n - 1;
+  if (last >> (kRootBits + kLeafBits)) return false;
+  for (PageId r = first >> kLeafBits; r <= (last >> kLeafBits); r++) {
+    if (g_span_root[r].load(std::memory_order_relaxed) != nullptr) continue;
+    // Leaves are mapped lazily-resident: only touched pages cost memory.
+    auto *sl = static_cast<SpanLeaf *>(OsMap(sizeof(SpanLeaf), kPageSize));
+    auto *cl = static_cast<ClassLeaf *>(OsMap(sizeof(ClassLeaf), kPageSize));
+    if (sl == nullptr || cl == nullptr) {
+      if (sl) OsUnmap(sl, sizeof(SpanLeaf));
+      if (cl) OsUnmap(cl, sizeof(ClassLeaf));
+      return false;
+    }
+    g_metadata_bytes.fetch_add(sizeof(SpanLeaf) + sizeof(ClassLeaf), std::memory_order_relaxed);
+    __atomic_store_n(&g_class_root[r], reinterpret_cast<uintptr_t>(cl) - reinterpret_cast<uintptr_t>(&g_zero_class_leaf),
+                     __ATOMIC_RELEASE);
+    g_span_root[r].store(sl, std::memory_order_release);
+  }
+  return true;
+}
+
+void PageMapSetSpan(PageId page, Span *s) {
+  SpanLeaf *leaf = g_span_root[page >> kLeafBits].load(std::memory_order_relaxed);
+  __atomic_store_n(&leaf->span[page & (kLeafPages - 1)], s, __ATOMIC_RELAXED);
+}
+
+void PageMapSetClass(PageId page, uint64_t entry) {
+  auto *leaf = reinterpret_cast<ClassLeaf *>(reinterpret_cast<uintptr_t>(&g_zero_class_leaf) +
+                                             g_class_root[page >> kLeafBits]);
+  __atomic_store_n(&leaf->entry[page & (kLeafPages - 1)], entry, __ATOMIC_RELAXED);
+}
+
+}  // namespace spanalloc

@@ -1,0 +1,68 @@
+// Page map: page number -> span, for every page the heap ever handed out.
+//
+// Two radix trees with the same shape (2^17 root slots x 2^18 pages per
+// leaf = 2^35 pages = the 48-bit user address space in 8 KiB pages):
+//   class map -- one 64-bit word per page: (span start address | class) for
+//                pages of small spans, 0 otherwise. This is all free() and
+//                malloc_usable_size() need on their fast path.
+//   span map  -- Span* per page, for the slow paths (large objects,
+//                coalescing, validation).
+// Concurrency: writers hold the page-heap lock (or own the span, see
+// span.h); readers take no lock. Every entry is a single aligned word, written
+// with a relaxed atomic store, so a reader sees either the old or the new
+// value. An entry is set before any pointer into its page is handed out, and
+// handing out goes through a lock or the user's own synchronisation, which
+// orders the store before the reader's load. Leaves are never freed, so a
+// reader never follows a dangling leaf pointer.
+//
+// The class map's root holds each leaf as an offset from a static all-zero
+// leaf, so an absent leaf reads as "class 0" without a null check.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+
+#include "common.h"
+#include "span.h"
+
+namespace spanalloc {
+
+inline constexpr int kRootBits = 17;
+inline constexpr int kLeafBits = 18;
+inline constexpr size_t kLeafPages = size_t{1} << kLeafBits;
+
+struct ClassLeaf { uint64_t entry[kLeafPages]; };
+struct SpanLeaf { Span *span[kLeafPages]; };
+
+extern uintptr_t g_class_root[size_t{1} << kRootBits];  // leaf - &g_zero_class_leaf
+extern ClassLeaf g_zero_class_leaf;
+extern std::atomic<SpanLeaf *> g_span_root[size_t{1} << kRootBits];
+
+inline constexpr uint64_t kClassMask = 0xff;
+
+// Fast-path read: (span start | class) of the page holding p, 0 if p is not in
+// a small span. Pointers at or above 2^48 alias lower pages (the root index is
+// masked); the callers' validation rejects them.
+SPANALLOC_INLINE uint64_t ClassEntry(const void *p) {
+  uintptr_t a = reinterpret_cast<uintptr_t>(p);
+  uintptr_t root = (a >> (kPageShift + kLeafBits)) & ((uintptr_t{1} << kRootBits) - 1);
+  const ClassLeaf *leaf = reinterpret_cast<const ClassLeaf *>(
+      reinterpret_cast<uintptr_t>(&g_zero_class_leaf) + __atomic_load_n(&g_class_root[root], __ATOMIC_RELAXED));
+  return __atomic_load_n(&leaf->entry[(a >> kPageShift) & (kLeafPages - 1)], __ATOMIC_RELAXED);
+}
+
+// Slow-path read: the span that covers page, or nullptr.
+inline Span *SpanOfPage(PageId page) {
+  if (page >> (kRootBits + kLeafBits)) return nullptr;
+  SpanLeaf *leaf = g_span_root[page >> kLeafBits].load(std::memory_order_acquire);
+  return leaf ? leaf->span[page & (kLeafPages - 1)] : nullptr;
+}
+inline Span *SpanOf(const void *p) { return SpanOfPage(PageOf(p)); }
+
+// Writers (page-heap lock held). Ensure returns false if a leaf could not be
+// mapped; the others require Ensure to have succeeded for the range.
+bool PageMapEnsure(PageId first, Length n);
+void PageMapSetSpan(PageId page, Span *s);
+void PageMapSetClass(PageId page, uint64_t entry);
+
+}  // namespace spanalloc

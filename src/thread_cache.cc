@@ -1,0 +1,191 @@
+#include "thread_cache.h"
+
+#include <pthread.h>
+
+#include "allocator.h"
+#include "central_list.h"
+#include "metadata_alloc.h"
+#include "options.h"
+
+namespace spanalloc {
+
+__thread ThreadCache *tls_cache __attribute__((tls_model("initial-exec"))) = &g_empty_cache;
+constinit ThreadCache g_empty_cache;
+
+namespace {
+// Thread state beside the cache pointer: 0 no cache yet, 1 has a cache,
+// 2 exiting (its cache is gone; allocate straight from the central lists).
+__thread uint8_t tls_state __attribute__((tls_model("initial-exec"))) = 0;
+
+constinit Mutex g_registry_lock;
+ThreadCache *g_registry = nullptr;  // g_registry_lock
+uint64_t g_registry_count = 0;      // g_registry_lock
+constinit FixedAlloc<ThreadCache> g_cache_alloc;
+
+inline void *&NextOf(void *obj) { return *static_cast<void **>(obj); }
+
+// One object straight from / to the central list, for threads without a cache.
+void *CentralAllocOne(uint32_t cl) {
+  void *head, *tail;
+  return g_central[cl].RemoveRange(&head, &tail, 1) == 1 ? head : nullptr;
+}
+}  // namespace
+
+ThreadCache *ThreadCache::CreateForCurrentThread() {
+  ThreadCache *tc = g_cache_alloc.New();
+  if (tc == nullptr) return nullptr;
+  for (uint32_t cl = 1; cl < kNumClasses; cl++) {
+    tc->lists[cl].max_length = kClassShape[cl].batch;
+    tc->max_bytes_ += uint64_t(kClassShape[cl].batch) * kClassShape[cl].size;
+  }
+  {
+    MutexLock l(g_registry_lock);
+    tc->reg_next_ = g_registry;
+    if (g_registry) g_registry->reg_prev_ = tc;
+    g_registry = tc;
+    g_registry_count++;
+  }
+  tls_cache = tc;
+  tls_state = 1;
+  RegisterThreadExit(tc);  // allocator.cc: runs DestroyCurrent at thread exit
+  return tc;
+}
+
+void *ThreadCache::AllocSlow(uint32_t cl) {
+  ThreadCache *tc = tls_cache;
+  if (tc == &g_empty_cache) {
+    EnsureInitialized();
+    if (tls_state == 2 || (tc = CreateForCurrentThread()) == nullptr) return CentralAllocOne(cl);
+  }
+  FreeList &l = tc->lists[cl];
+  if (l.head != nullptr) {  // the cache was just created, or a race with init
+    void *p = l.head;
+    l.head = NextOf(p);
+    l.length--;
+    return p;
+  }
+  return tc->Refill(cl);
+}
+
+void ThreadCache::FreeSlow(void *p, uint32_t cl) {
+  ThreadCache *tc = tls_cache;
+  if (tc == &g_empty_cache) {
+    if (tls_state == 2 || (tc = CreateForCurrentThread()) == nullptr) {
+      NextOf(p) = nullptr;
+      g_central[cl].InsertRange(p, 1);
+      return;
+    }
+  }
+  FreeList &l = tc->lists[cl];
+  if (l.length >= l.max_length) tc->Overflow(cl);
+  NextOf(p) = l.head;
+  l.head = p;
+  l.length++;
+}
+
+void *ThreadCache::Refill(uint32_t cl) {
+  FreeList &l = lists[cl];
+  const ClassShape &shape = kClassShape[cl];
+  void *head, *tail;
+  int got = g_central[cl].RemoveRange(&head, &tail, int(shape.batch));
+  if (got == 0) return nullptr;
+  // Slow start: a thread that keeps refilling may cache more of this class,
+  // up to its byte budget.
+  uint64_t grow = uint64_t(shape.batch) * shape.size;
+  if (l.max_length < 8192 && max_bytes_ + grow <= g_options.thread_cache_bytes) {
+    l.max_length += shape.batch;
+    max_bytes_ += grow;
+  }
+  void *p = head;
+  l.head = NextOf(head);
+  l.length = uint32_t(got - 1);
+  PublishBytes();
+  return p;
+}
+
+void ThreadCache::ReleaseToCentral(uint32_t cl, uint32_t n) {
+  FreeList &l = lists[cl];
+  if (n > l.length) n = l.length;
+  if (n == 0) return;
+  void *head = l.head;
+  void *last = head;
+  for (uint32_t i = 1; i < n; i++) last = NextOf(last);
+  l.head = NextOf(last);
+  l.length -= n;
+  NextOf(last) = nullptr;
+  g_central[cl].InsertRange(head, int(n));
+}
+
+void ThreadCache::Overflow(uint32_t cl) {
+  ReleaseToCentral(cl, kClassShape[cl].batch);
+  PublishBytes();
+}
+
+void ThreadCache::FlushAll() {
+  for (uint32_t cl = 1; cl < kNumClasses; cl++) {
+    uint32_t batch = kClassShape[cl].batch;
+    while (lists[cl].length > 0) ReleaseToCentral(cl, batch);
+  }
+  PublishBytes();
+}
+
+void ThreadCache::PublishBytes() {
+  uint64_t bytes = 0;
+  for (uint32_t cl = 1; cl < kNumClasses; cl++) bytes += uint64_t(lists[cl].length) * kClassShape[cl].size;
+  __atomic_store_n(&published_bytes_, bytes, __ATOMIC_RELAXED);
+}
+
+void ThreadCache::DestroyCurrent() {
+  ThreadCache *tc = tls_cache;
+  tls_state = 2;
+  if (tc == &g_empty_cache) return;
+  tls_cache = &g_empty_cache;
+  tc->FlushAll();
+  {
+    MutexLock l(g_registry_lock);
+    if (tc->reg_prev_) tc->reg_prev_->reg_next_ = tc->reg_next_; else g_registry = tc->reg_next_;
+    if (tc->reg_next_) tc->reg_next_->reg_prev_ = tc->reg_prev_;
+    g_registry_count--;
+  }
+  g_cache_alloc.Delete(tc);
+}
+
+void ThreadCache::LockRegistry() {
+  g_registry_lock.Lock();
+  g_cache_alloc.lock().Lock();
+}
+void ThreadCache::UnlockRegistry() {
+  g_cache_alloc.lock().Unlock();
+  g_registry_lock.Unlock();
+}
+
+// In the child of fork() only the forking thread lives on. The other
+// threads' caches are intact copies: give their objects back to the central
+// lists and drop the caches, so nothing leaks.
+void ThreadCache::AfterForkChild() {
+  g_cache_alloc.lock().ResetAfterFork();
+  g_registry_lock.ResetAfterFork();
+  ThreadCache *self = tls_cache;
+  ThreadCache *tc = g_registry;
+  while (tc != nullptr) {
+    ThreadCache *next = tc->reg_next_;
+    if (tc != self) {
+      tc->FlushAll();
+      if (tc->reg_prev_) tc->reg_prev_->reg_next_ = tc->reg_next_; else g_registry = tc->reg_next_;
+      if (tc->reg_next_) tc->reg_next_->reg_prev_ = tc->reg_prev_;
+      g_registry_count--;
+      g_cache_alloc.Delete(tc);
+    }
+    tc = next;
+  }
+}
+
+void ThreadCache::RegistryStats(uint64_t *caches, uint64_t *bytes) {
+  MutexLock l(g_registry_lock);
+  *caches = g_registry_count;
+  uint64_t sum = 0;
+  for (ThreadCache *tc = g_registry; tc; tc = tc->reg_next_) sum += __atomic_load_n(&tc->published_bytes_, __ATOMIC_RELAXED);
+  *bytes = sum;
+}
+
+}  // namespace spanalloc

@@ -1,0 +1,72 @@
+// Thread cache (Go's mcache): per-thread free lists, one per size class.
+//
+// Ownership: a ThreadCache is touched only by its thread, so its lists need
+// no lock. The registry of all caches (for statistics and fork) is protected
+// by g_registry_lock (lock.h, rank 1); the registry links and the published
+// byte figure are the only fields other threads read.
+//
+// Invariants, per class cl:  length == number of objects on lists[cl]
+//                            length <= max_length
+//                            sum(max_length * size) <= budget (options)
+// The fast paths (allocator.h) only pop and push; everything else is here:
+// refill from and flush to the central list in batches, growing max_length
+// (slow start, like TCP) while a thread keeps missing, and returning all
+// objects when the thread exits.
+#pragma once
+
+#include <cstdint>
+
+#include "common.h"
+#include "lock.h"
+#include "size_classes.h"
+
+namespace spanalloc {
+
+struct FreeList {
+  void *head;
+  uint32_t length;
+  uint32_t max_length;
+};
+
+class ThreadCache {
+ public:
+  FreeList lists[kNumClasses] = {};  // hot: the fast paths touch only this
+
+  // Slow path of malloc: lists[cl] is empty (or this is the empty cache).
+  static void *AllocSlow(uint32_t cl);
+  // Slow path of free: lists[cl] is full (or this is the empty cache).
+  static void FreeSlow(void *p, uint32_t cl);
+  // Returns every cached object to the central lists (thread exit, trim).
+  void FlushAll();
+  // Called by the thread-exit destructor and by tests.
+  static void DestroyCurrent();
+
+  // Fork support (allocator.cc calls these under its handlers).
+  static void LockRegistry();
+  static void UnlockRegistry();
+  static void AfterForkChild();
+
+  // Statistics: caches alive and bytes cached (as of each cache's last slow path).
+  static void RegistryStats(uint64_t *caches, uint64_t *bytes);
+
+ private:
+  void *Refill(uint32_t cl);
+  void Overflow(uint32_t cl);
+  void ReleaseToCentral(uint32_t cl, uint32_t n);
+  void PublishBytes();
+  static ThreadCache *CreateForCurrentThread();
+
+  uint64_t max_bytes_ = 0;  // sum of max_length * size
+  uint64_t published_bytes_ = 0;  // cached bytes, refreshed in slow paths (read by stats)
+  ThreadCache *reg_next_ = nullptr;  // registry links, g_registry_lock
+  ThreadCache *reg_prev_ = nullptr;
+};
+
+// The current thread's cache. Initial-exec TLS, one pointer: keeps the
+// static TLS footprint tiny (a dlopen'ed spanalloc still loads). Points at
+// g_empty_cache until the thread's first slow path, and again after exit.
+extern __thread ThreadCache *tls_cache __attribute__((tls_model("initial-exec")));
+// A cache with no objects and no room: every fast path falls to the slow path.
+extern ThreadCache g_empty_cache;
+
+}  // namespace spanalloc
