@@ -60,7 +60,7 @@ void InitOnce() {
 
 }  // namespace
 
-void EnsureInitialized() {
+void EnsureInitialized() noexcept {
   if (SPANALLOC_LIKELY(g_init_state.load(std::memory_order_acquire) == 2)) return;
   MutexLock l(g_init_lock);
   if (g_init_state.load(std::memory_order_relaxed) == 0) {
@@ -73,14 +73,19 @@ void RegisterThreadExit(ThreadCache *tc) {
   if (g_thread_key_ok) pthread_setspecific(g_thread_key, tc);
 }
 
-void *FailNoMemory() {
+void *FailNoMemory() noexcept {
   errno = ENOMEM;
   return nullptr;
 }
 
+void *AllocAbove1K(size_t n) noexcept {
+  if (n <= kMaxSmallSize) return AllocSmall(kMediumIndex[(n - 1024 + 127) >> 7]);
+  return AllocLarge(n, kPageSize, false);
+}
+
 // ---- large objects --------------------------------------------------------
 
-void *AllocLarge(size_t n, size_t align, bool want_zero) {
+void *AllocLarge(size_t n, size_t align, bool want_zero) noexcept {
   if (n > kMaxRequest) return FailNoMemory();
   EnsureInitialized();
   bool zeroed = false;
@@ -91,9 +96,13 @@ void *AllocLarge(size_t n, size_t align, bool want_zero) {
   return p;
 }
 
+void FreeMisuse(void *p, const char *func, int double_free) noexcept {
+  FatalMisuse(func, p, double_free ? "double free" : "invalid pointer (not the start of an object)");
+}
+
 // free() of a pointer whose page holds no small span: a large object, null,
 // or not ours.
-void FreeNotSmall(void *p, const char *func) {
+void FreeNotSmall(void *p, const char *func) noexcept {
   if (p == nullptr) return;
   Span *s = SpanOf(p);
   if (s == nullptr || !s->contains(p) || s->state == SpanState::kFree)
@@ -105,7 +114,7 @@ void FreeNotSmall(void *p, const char *func) {
   errno = saved;
 }
 
-size_t UsableSize(const void *p) {
+size_t UsableSize(const void *p) noexcept {
   if (p == nullptr) return 0;
   uint64_t e = ClassEntry(p);
   uint32_t cl = uint32_t(e & kClassMask);
@@ -121,7 +130,7 @@ size_t UsableSize(const void *p) {
   return s->bytes();
 }
 
-void FreeSized(void *p, size_t n) {
+void FreeSized(void *p, size_t n) noexcept {
   if (p == nullptr) return;
   // The size must fit the block; a mismatch means the caller's bookkeeping
   // is wrong, and trusting it could corrupt the heap.
@@ -132,7 +141,7 @@ void FreeSized(void *p, size_t n) {
 
 // ---- compound operations --------------------------------------------------
 
-void *AllocAligned(size_t align, size_t n) {
+void *AllocAligned(size_t align, size_t n) noexcept {
   if (align <= 8 || (align <= kMinAlign && n > 24)) return Alloc(n);
   if (n > kMaxRequest || align > kMaxRequest) return FailNoMemory();
   if (n <= kMaxSmallSize && align <= kPageSize) {
@@ -142,7 +151,7 @@ void *AllocAligned(size_t align, size_t n) {
   return AllocLarge(n, align < kPageSize ? kPageSize : align, false);
 }
 
-void *Calloc(size_t count, size_t size) {
+void *Calloc(size_t count, size_t size) noexcept {
   size_t total;
   if (__builtin_mul_overflow(count, size, &total)) return FailNoMemory();
   if (total <= kMaxSmallSize) {
@@ -153,7 +162,7 @@ void *Calloc(size_t count, size_t size) {
   return AllocLarge(total, kPageSize, true);
 }
 
-void *Realloc(void *p, size_t n) {
+void *Realloc(void *p, size_t n) noexcept {
   if (p == nullptr) return Alloc(n);
   if (n == 0) {  // glibc: frees and returns NULL
     Free(p, "realloc");

@@ -42,48 +42,50 @@ namespace spanalloc {
 
 class ThreadCache;
 
-void EnsureInitialized();
+void EnsureInitialized() noexcept;
 // Arranges for ThreadCache::DestroyCurrent to run when the thread exits.
 void RegisterThreadExit(ThreadCache *tc);
 
 // ---- slow paths (allocator.cc) ------------------------------------------
-void *AllocLarge(size_t n, size_t align, bool want_zero);
-void FreeNotSmall(void *p, const char *func);
-void *AllocAligned(size_t align, size_t n);
-void *Realloc(void *p, size_t n);
-void *Calloc(size_t count, size_t size);
-size_t UsableSize(const void *p);
-void FreeSized(void *p, size_t n);
-SPANALLOC_COLD void *FailNoMemory();
+void *AllocLarge(size_t n, size_t align, bool want_zero) noexcept;
+void FreeNotSmall(void *p, const char *func) noexcept;
+void *AllocAligned(size_t align, size_t n) noexcept;
+void *Realloc(void *p, size_t n) noexcept;
+void *Calloc(size_t count, size_t size) noexcept;
+size_t UsableSize(const void *p) noexcept;
+void FreeSized(void *p, size_t n) noexcept;
+SPANALLOC_COLD void *FailNoMemory() noexcept;
 
 // ---- fast paths ---------------------------------------------------------
 
 SPANALLOC_INLINE void *AllocSmall(uint32_t cl) {
   FreeList &l = tls_cache->lists[cl];
   void *p = l.head;
-  if (SPANALLOC_UNLIKELY(p == nullptr)) {
-    p = ThreadCache::AllocSlow(cl);
-    if (p == nullptr) return FailNoMemory();
-    return p;
-  }
+  if (SPANALLOC_UNLIKELY(p == nullptr)) return ThreadCache::AllocSlow(cl);  // sets ENOMEM
   l.head = *static_cast<void **>(p);
   l.length--;
   return p;
 }
 
+// Requests above 1 KiB: medium classes or a large span (allocator.cc).
+void *AllocAbove1K(size_t n) noexcept;
+
 SPANALLOC_INLINE void *Alloc(size_t n) {
-  if (SPANALLOC_LIKELY(n <= kMaxSmallSize)) return AllocSmall(SizeClassOf(n));
-  return AllocLarge(n, kPageSize, false);
+  if (SPANALLOC_LIKELY(n <= 1024)) return AllocSmall(kSmallIndex[(n + 7) >> 3]);
+  return AllocAbove1K(n);
 }
+
+// Reports a misuse found on the free fast path and aborts. Declared as
+// returning so the fast path can reach it by a tail jump (no stack frame).
+SPANALLOC_COLD void FreeMisuse(void *p, const char *func, int double_free) noexcept;
 
 SPANALLOC_INLINE void FreeWithEntry(void *p, uint64_t e, const char *func) {
   uint32_t cl = uint32_t(e & kClassMask);
   if (SPANALLOC_UNLIKELY(cl == 0)) return FreeNotSmall(p, func);
   uint64_t off = reinterpret_cast<uintptr_t>(p) - (e & ~kClassMask);
-  if (SPANALLOC_UNLIKELY(off * kClassMagic[cl] >= kClassMagic[cl]))
-    FatalMisuse(func, p, "invalid pointer (not the start of an object)");
   FreeList &l = tls_cache->lists[cl];
-  if (SPANALLOC_UNLIKELY(p == l.head)) FatalMisuse(func, p, "double free");
+  if (SPANALLOC_UNLIKELY(off * l.magic >= l.magic)) return FreeMisuse(p, func, 0);
+  if (SPANALLOC_UNLIKELY(p == l.head)) return FreeMisuse(p, func, 1);
   if (SPANALLOC_UNLIKELY(l.length >= l.max_length)) return ThreadCache::FreeSlow(p, cl);
   *static_cast<void **>(p) = l.head;
   l.head = p;

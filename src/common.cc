@@ -37,7 +37,7 @@ void WriteStderr(const char *msg) {
   }
 }
 
-void FatalMisuse(const char *func, const void *ptr, const char *what) {
+void FatalMisuse(const char *func, const void *ptr, const char *what) noexcept {
   char line[256];
   size_t pos = 0;
   Append(line, sizeof line, &pos, "spanalloc: ");
@@ -52,7 +52,7 @@ void FatalMisuse(const char *func, const void *ptr, const char *what) {
   abort();
 }
 
-void FatalInternal(const char *what) {
+void FatalInternal(const char *what) noexcept {
   WriteStderr("spanalloc: internal error: ");
   WriteStderr(what);
   WriteStderr("\n");

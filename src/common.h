@@ -34,8 +34,8 @@ inline constexpr Length PagesFor(size_t bytes) { return (bytes + kPageSize - 1) 
 
 // Misuse and unrecoverable states: one line on stderr, then abort().
 // Never allocates. `what` names the fault, ptr the pointer involved.
-[[noreturn]] void FatalMisuse(const char *func, const void *ptr, const char *what);
-[[noreturn]] void FatalInternal(const char *what);
+[[noreturn]] void FatalMisuse(const char *func, const void *ptr, const char *what) noexcept;
+[[noreturn]] void FatalInternal(const char *what) noexcept;
 // Writes a message to stderr without allocating.
 void WriteStderr(const char *msg);
 

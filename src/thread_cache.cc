@@ -51,7 +51,12 @@ ThreadCache *ThreadCache::CreateForCurrentThread() {
   return tc;
 }
 
-void *ThreadCache::AllocSlow(uint32_t cl) {
+void *ThreadCache::AllocSlow(uint32_t cl) noexcept {
+  void *p = AllocSlowInner(cl);
+  return p != nullptr ? p : FailNoMemory();
+}
+
+void *ThreadCache::AllocSlowInner(uint32_t cl) {
   ThreadCache *tc = tls_cache;
   if (tc == &g_empty_cache) {
     EnsureInitialized();
@@ -67,7 +72,7 @@ void *ThreadCache::AllocSlow(uint32_t cl) {
   return tc->Refill(cl);
 }
 
-void ThreadCache::FreeSlow(void *p, uint32_t cl) {
+void ThreadCache::FreeSlow(void *p, uint32_t cl) noexcept {
   ThreadCache *tc = tls_cache;
   if (tc == &g_empty_cache) {
     if (tls_state == 2 || (tc = CreateForCurrentThread()) == nullptr) {

@@ -22,20 +22,31 @@
 
 namespace spanalloc {
 
+// One class's list. 32 bytes so that indexing is a shift; `magic` is the
+// class's divisibility constant (size_classes.h), kept here so free() finds it
+// beside the list instead of in a separate table.
 struct FreeList {
   void *head;
   uint32_t length;
   uint32_t max_length;
+  uint64_t magic;
+  uint64_t unused;
 };
+static_assert(sizeof(FreeList) == 32);
 
 class ThreadCache {
  public:
   FreeList lists[kNumClasses] = {};  // hot: the fast paths touch only this
 
+  constexpr ThreadCache() {
+    for (uint32_t cl = 0; cl < kNumClasses; cl++) lists[cl].magic = kClassMagic[cl];
+  }
+
   // Slow path of malloc: lists[cl] is empty (or this is the empty cache).
-  static void *AllocSlow(uint32_t cl);
+  // Returns nullptr with errno ENOMEM when the OS refuses memory.
+  static void *AllocSlow(uint32_t cl) noexcept;
   // Slow path of free: lists[cl] is full (or this is the empty cache).
-  static void FreeSlow(void *p, uint32_t cl);
+  static void FreeSlow(void *p, uint32_t cl) noexcept;
   // Returns every cached object to the central lists (thread exit, trim).
   void FlushAll();
   // Called by the thread-exit destructor and by tests.
@@ -50,6 +61,7 @@ class ThreadCache {
   static void RegistryStats(uint64_t *caches, uint64_t *bytes);
 
  private:
+  static void *AllocSlowInner(uint32_t cl);
   void *Refill(uint32_t cl);
   void Overflow(uint32_t cl);
   void ReleaseToCentral(uint32_t cl, uint32_t n);
