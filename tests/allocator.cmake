@@ -1,0 +1,29 @@
+# Unit tests of the allocator's layers, one suite per layer, linked against
+# the core objects (not the interposing entry points), so they also build
+# under ASan, UBSan and TSan. Label: internal.
+set(SPANALLOC_INTERNAL_TESTS
+  size_classes_test
+  os_memory_test
+  metadata_alloc_test
+  page_map_test
+  page_heap_test
+  central_list_test
+  thread_cache_test
+  options_test
+  internal_stress_test)
+
+foreach(t ${SPANALLOC_INTERNAL_TESTS})
+  add_executable(${t} ${t}.cc $<TARGET_OBJECTS:spanalloc_core>)
+  target_include_directories(${t} PRIVATE ${CMAKE_SOURCE_DIR}/src ${CMAKE_SOURCE_DIR}/include)
+  target_link_libraries(${t} PRIVATE GTest::gtest GTest::gtest_main pthread)
+  if(SPANALLOC_SANITIZE)
+    target_compile_options(${t} PRIVATE -fsanitize=${SPANALLOC_SANITIZE} -fno-omit-frame-pointer)
+    target_link_options(${t} PRIVATE -fsanitize=${SPANALLOC_SANITIZE})
+  endif()
+  gtest_discover_tests(${t} PROPERTIES LABELS internal DISCOVERY_TIMEOUT 60)
+endforeach()
+
+# The checked-in size-class table must be exactly what the generator writes.
+add_test(NAME size_classes_table_is_generated
+  COMMAND sh -c "\"$<TARGET_FILE:mksizeclasses>\" | cmp - \"${CMAKE_SOURCE_DIR}/src/size_classes_table.inc\"")
+set_tests_properties(size_classes_table_is_generated PROPERTIES LABELS internal)

@@ -1,0 +1,135 @@
+// Central lists over the real page heap: batches through transfer slots,
+// objects back into spans, empty spans back to the page heap, double frees.
+#include "central_list.h"
+
+#include <gtest/gtest.h>
+
+#include <set>
+#include <thread>
+#include <vector>
+
+#include "allocator.h"
+#include "page_heap.h"
+#include "page_map.h"
+
+namespace spanalloc {
+namespace {
+
+class CentralListTest : public ::testing::Test {
+ protected:
+  void SetUp() override { EnsureInitialized(); }
+};
+
+std::vector<void *> Collect(void *head, int n) {
+  std::vector<void *> v;
+  for (void *p = head; p != nullptr && int(v.size()) < n + 1; p = *static_cast<void **>(p)) v.push_back(p);
+  return v;
+}
+
+void *Link(const std::vector<void *> &objs, size_t from, size_t n) {
+  for (size_t i = from; i + 1 < from + n; i++) *static_cast<void **>(objs[i]) = objs[i + 1];
+  *static_cast<void **>(objs[from + n - 1]) = nullptr;
+  return objs[from];
+}
+
+TEST_F(CentralListTest, BatchesHoldDistinctObjectsOfTheClass) {
+  for (uint32_t cl : {1u, 4u, 20u, 40u, kNumClasses - 1}) {
+    CentralList &c = g_central[cl];
+    int batch = int(kClassShape[cl].batch);
+    void *head, *tail;
+    ASSERT_EQ(c.RemoveRange(&head, &tail, batch), batch);
+    std::vector<void *> objs = Collect(head, batch);
+    ASSERT_EQ(int(objs.size()), batch);
+    EXPECT_EQ(objs.back(), tail);
+    std::set<void *> unique(objs.begin(), objs.end());
+    EXPECT_EQ(int(unique.size()), batch);
+    for (void *p : objs) {
+      uint64_t e = ClassEntry(p);
+      ASSERT_EQ(e & kClassMask, cl);
+      EXPECT_EQ((reinterpret_cast<uintptr_t>(p) - (e & ~kClassMask)) % kClassShape[cl].size, 0u);
+    }
+    c.InsertRange(head, batch);
+    EXPECT_EQ(c.Validate(), nullptr);
+  }
+}
+
+TEST_F(CentralListTest, FullBatchesGoThroughTransferSlots) {
+  const uint32_t cl = 10;
+  CentralList &c = g_central[cl];
+  int batch = int(kClassShape[cl].batch);
+  void *head, *tail;
+  ASSERT_EQ(c.RemoveRange(&head, &tail, batch), batch);
+  uint64_t before = c.Stats().slot_objects;
+  c.InsertRange(head, batch);
+  EXPECT_EQ(c.Stats().slot_objects, before + batch);
+  void *head2, *tail2;
+  ASSERT_EQ(c.RemoveRange(&head2, &tail2, batch), batch);
+  EXPECT_EQ(head2, head) << "a whole batch comes back in O(1)";
+  EXPECT_EQ(tail2, tail);
+  c.InsertRange(head2, batch);
+  EXPECT_EQ(c.Validate(), nullptr);
+}
+
+TEST_F(CentralListTest, EmptySpansReturnToThePageHeap) {
+  const uint32_t cl = 30;
+  CentralList &c = g_central[cl];
+  const ClassShape &shape = kClassShape[cl];
+  // Take three spans' worth of objects, one at a time (no transfer slots).
+  std::vector<void *> objs;
+  for (uint32_t i = 0; i < 3 * shape.objects; i++) {
+    void *h, *t;
+    ASSERT_EQ(c.RemoveRange(&h, &t, 1), 1);
+    objs.push_back(h);
+  }
+  uint64_t spans = c.Stats().spans;
+  EXPECT_GE(spans, 3u);
+  uint64_t small_bytes = g_page_heap.Stats().small_span_bytes;
+  for (void *p : objs) {
+    *static_cast<void **>(p) = nullptr;
+    c.InsertRange(p, 1);
+  }
+  EXPECT_EQ(c.Validate(), nullptr);
+  EXPECT_LE(c.Stats().spans, 1u) << "at most one empty span is kept";
+  EXPECT_LT(g_page_heap.Stats().small_span_bytes, small_bytes);
+  EXPECT_EQ(g_page_heap.Validate(), nullptr);
+}
+
+TEST_F(CentralListTest, DoubleFreeIntoASpanIsFatal) {
+  auto twice = [] {
+    const uint32_t cl = 12;
+    void *h, *t;
+    g_central[cl].RemoveRange(&h, &t, 1);
+    *static_cast<void **>(h) = nullptr;
+    g_central[cl].InsertRange(h, 1);
+    *static_cast<void **>(h) = nullptr;
+    g_central[cl].InsertRange(h, 1);
+  };
+  EXPECT_DEATH(twice(), "spanalloc: free\\(0x[0-9a-f]+\\): double free");
+}
+
+TEST_F(CentralListTest, ConcurrentRemoveAndInsert) {
+  const uint32_t cl = 6;
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; t++) {
+    threads.emplace_back([t] {
+      CentralList &c = g_central[cl];
+      int batch = int(kClassShape[cl].batch);
+      for (int round = 0; round < 300; round++) {
+        int n = (round + t) % 3 == 0 ? batch : 1 + round % batch;
+        void *h, *tl;
+        int got = c.RemoveRange(&h, &tl, n);
+        ASSERT_EQ(got, n);
+        std::vector<void *> objs = Collect(h, n);
+        ASSERT_EQ(int(objs.size()), n);
+        for (void *p : objs) static_cast<uint64_t *>(p)[1] = uint64_t(t);
+        for (void *p : objs) ASSERT_EQ(static_cast<uint64_t *>(p)[1], uint64_t(t)) << "object handed out twice";
+        c.InsertRange(Link(objs, 0, objs.size()), n);
+      }
+    });
+  }
+  for (auto &t : threads) t.join();
+  EXPECT_EQ(g_central[cl].Validate(), nullptr);
+}
+
+}  // namespace
+}  // namespace spanalloc

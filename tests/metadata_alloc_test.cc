@@ -1,0 +1,64 @@
+#include "metadata_alloc.h"
+
+#include <gtest/gtest.h>
+
+#include <set>
+#include <thread>
+#include <vector>
+
+namespace spanalloc {
+namespace {
+
+struct Thing {
+  uint64_t a[5];
+  int b;
+};
+
+TEST(MetadataAlloc, ObjectsAreDistinctZeroedAndRecycled) {
+  static constinit FixedAlloc<Thing> alloc;
+  std::vector<Thing *> things;
+  for (int i = 0; i < 10000; i++) {
+    Thing *t = alloc.New();
+    ASSERT_NE(t, nullptr);
+    EXPECT_EQ(t->b, 0);
+    EXPECT_EQ(reinterpret_cast<uintptr_t>(t) % 16, 0u);
+    t->b = i;
+    t->a[4] = ~uint64_t(i);
+    things.push_back(t);
+  }
+  std::set<Thing *> unique(things.begin(), things.end());
+  EXPECT_EQ(unique.size(), things.size());
+  for (int i = 0; i < 10000; i++) EXPECT_EQ(things[i]->b, i);
+  EXPECT_EQ(alloc.in_use(), 10000u);
+  Thing *last = things.back();
+  alloc.Delete(last);
+  Thing *again = alloc.New();
+  EXPECT_EQ(again, last) << "freed object is reused first";
+  EXPECT_EQ(again->b, 0) << "reused object is zeroed";
+  for (Thing *t : things) alloc.Delete(t);
+  EXPECT_EQ(alloc.in_use(), 0u);
+}
+
+TEST(MetadataAlloc, ThreadSafe) {
+  static constinit FixedAlloc<Thing> alloc;
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; t++) {
+    threads.emplace_back([] {
+      std::vector<Thing *> mine;
+      for (int i = 0; i < 20000; i++) {
+        mine.push_back(alloc.New());
+        mine.back()->b = i;
+        if (i % 3 == 0) {
+          alloc.Delete(mine.back());
+          mine.pop_back();
+        }
+      }
+      for (Thing *t : mine) alloc.Delete(t);
+    });
+  }
+  for (auto &t : threads) t.join();
+  EXPECT_EQ(alloc.in_use(), 0u);
+}
+
+}  // namespace
+}  // namespace spanalloc

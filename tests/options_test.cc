@@ -1,0 +1,75 @@
+#include "options.h"
+
+#include <gtest/gtest.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include <string>
+
+namespace spanalloc {
+namespace {
+
+class OptionsTest : public ::testing::Test {
+ protected:
+  void SetUp() override { saved_ = g_options; }
+  void TearDown() override {
+    for (const char *n : {"SPANALLOC_RELEASE_DELAY_MS", "SPANALLOC_FREE_CAP_MB", "SPANALLOC_THREAD_CACHE_KB",
+                          "SPANALLOC_REPORT", "SPANALLOC_CGROUP_LIMIT"})
+      unsetenv(n);
+    g_options = saved_;
+  }
+  Options saved_;
+};
+
+TEST_F(OptionsTest, ReadsValidSettings) {
+  setenv("SPANALLOC_RELEASE_DELAY_MS", "250", 1);
+  setenv("SPANALLOC_FREE_CAP_MB", "8", 1);
+  setenv("SPANALLOC_THREAD_CACHE_KB", "512", 1);
+  setenv("SPANALLOC_REPORT", "1", 1);
+  LoadOptions();
+  EXPECT_EQ(g_options.release_delay_ms, 250u);
+  EXPECT_EQ(g_options.free_cap_bytes, uint64_t{8} << 20);
+  EXPECT_EQ(g_options.thread_cache_bytes, uint64_t{512} << 10);
+  EXPECT_TRUE(g_options.report_at_exit);
+}
+
+TEST_F(OptionsTest, BadValuesAreReportedAndIgnored) {
+  uint64_t delay = g_options.release_delay_ms, cache = g_options.thread_cache_bytes;
+  setenv("SPANALLOC_RELEASE_DELAY_MS", "soon", 1);
+  setenv("SPANALLOC_THREAD_CACHE_KB", "1", 1);  // below the minimum
+  setenv("SPANALLOC_FREE_CAP_MB", "99999999999999999999999", 1);  // overflows
+  testing::internal::CaptureStderr();
+  LoadOptions();
+  std::string err = testing::internal::GetCapturedStderr();
+  EXPECT_EQ(g_options.release_delay_ms, delay);
+  EXPECT_EQ(g_options.thread_cache_bytes, cache);
+  EXPECT_NE(err.find("spanalloc: ignoring SPANALLOC_RELEASE_DELAY_MS=soon"), std::string::npos) << err;
+  EXPECT_NE(err.find("SPANALLOC_THREAD_CACHE_KB=1: out of range"), std::string::npos) << err;
+  EXPECT_NE(err.find("SPANALLOC_FREE_CAP_MB=99999999999999999999999"), std::string::npos) << err;
+}
+
+TEST_F(OptionsTest, CgroupLimitCanBeSwitchedOff) {
+  setenv("SPANALLOC_CGROUP_LIMIT", "0", 1);
+  g_options.cgroup_limit_bytes = 12345;
+  g_options.cgroup_aware = true;
+  LoadOptions();
+  EXPECT_FALSE(g_options.cgroup_aware);
+}
+
+TEST_F(OptionsTest, ReportListsEveryOption) {
+  char path[] = "/tmp/spanalloc-options-XXXXXX";
+  int fd = mkstemp(path);
+  ASSERT_GE(fd, 0);
+  PrintOptions(fd);
+  lseek(fd, 0, SEEK_SET);
+  char buf[4096] = {};
+  ASSERT_GT(read(fd, buf, sizeof buf - 1), 0);
+  close(fd);
+  unlink(path);
+  for (const char *n : {"SPANALLOC_RELEASE_DELAY_MS", "SPANALLOC_FREE_CAP_MB", "SPANALLOC_THREAD_CACHE_KB",
+                        "SPANALLOC_REPORT", "SPANALLOC_CGROUP_LIMIT"})
+    EXPECT_NE(std::string(buf).find(n), std::string::npos) << n;
+}
+
+}  // namespace
+}  // namespace spanalloc

@@ -1,0 +1,171 @@
+// The page heap alone: allocation, splitting, coalescing, the treap of long
+// runs, alignment, release to the OS. Validate() runs after every step.
+#include "page_heap.h"
+
+#include <gtest/gtest.h>
+#include <sys/mman.h>
+
+#include <algorithm>
+#include <random>
+#include <vector>
+
+#include "page_map.h"
+
+namespace spanalloc {
+namespace {
+
+// One heap for every test here: free spans of two heaps could sit side by
+// side in the address space, and a heap coalesces with whatever free span
+// the page map shows next to its own. Every test frees all it allocates.
+constinit PageHeap g_test_heap;
+
+#define EXPECT_VALID(heap) EXPECT_EQ((heap).Validate(), nullptr)
+
+Span *Large(PageHeap &heap, Length n, Length align = 1) {
+  bool zeroed;
+  Span *s = heap.AllocLarge(n, align, &zeroed);
+  EXPECT_NE(s, nullptr);
+  return s;
+}
+
+TEST(PageHeap, AllocatesDisjointSpansMappedInThePageMap) {
+  PageHeap &heap = g_test_heap;
+  std::vector<Span *> spans;
+  for (Length n = 1; n <= 300; n += 7) {
+    Span *s = Large(heap, n);
+    ASSERT_EQ(s->npages, n);
+    EXPECT_EQ(s->state, SpanState::kLarge);
+    for (PageId p = s->start; p < s->start + n; p++) ASSERT_EQ(SpanOfPage(p), s);
+    EXPECT_EQ(ClassEntry(PageAddr(s->start)), 0u);
+    memset(PageAddr(s->start), 0x11, s->bytes());
+    spans.push_back(s);
+    EXPECT_VALID(heap);
+  }
+  std::sort(spans.begin(), spans.end(), [](Span *a, Span *b) { return a->start < b->start; });
+  for (size_t i = 1; i < spans.size(); i++) EXPECT_LE(spans[i - 1]->start + spans[i - 1]->npages, spans[i]->start);
+  for (Span *s : spans) {
+    heap.Free(s);
+    EXPECT_VALID(heap);
+  }
+  EXPECT_EQ(heap.Stats().large_bytes, 0u);
+}
+
+TEST(PageHeap, FreeNeighboursCoalesce) {
+  PageHeap &heap = g_test_heap;
+  Span *a = Large(heap, 10), *b = Large(heap, 20), *c = Large(heap, 30);
+  // One growth chunk: the three are adjacent.
+  ASSERT_EQ(a->start + 10, b->start);
+  ASSERT_EQ(b->start + 20, c->start);
+  PageId start = a->start;
+  heap.Free(b);
+  EXPECT_VALID(heap);
+  heap.Free(a);
+  EXPECT_VALID(heap);
+  heap.Free(c);
+  EXPECT_VALID(heap);
+  // The whole chunk is one free span again: a request for all of it fits at
+  // the original start.
+  Length whole = PageHeap::kGrowBytes >> kPageShift;
+  Span *all = Large(heap, whole);
+  EXPECT_EQ(all->start, start);
+  heap.Free(all);
+  EXPECT_VALID(heap);
+}
+
+TEST(PageHeap, BestFitAmongLongRuns) {
+  PageHeap &heap = g_test_heap;
+  // Free runs of 300, 200 and 250 pages separated by live spans.
+  Span *r300 = Large(heap, 300), *sep1 = Large(heap, 1);
+  Span *r200 = Large(heap, 200), *sep2 = Large(heap, 1);
+  Span *r250 = Large(heap, 250), *sep3 = Large(heap, 1);
+  PageId s250 = r250->start, s200 = r200->start;
+  heap.Free(r300);
+  heap.Free(r200);
+  heap.Free(r250);
+  EXPECT_VALID(heap);
+  Span *got = Large(heap, 240);
+  EXPECT_EQ(got->start, s250) << "best fit is the 250-page run";
+  Span *got2 = Large(heap, 150);
+  EXPECT_EQ(got2->start, s200) << "then the 200-page run";
+  for (Span *s : {got, got2, sep1, sep2, sep3}) heap.Free(s);
+  EXPECT_VALID(heap);
+}
+
+TEST(PageHeap, AlignedSpans) {
+  PageHeap &heap = g_test_heap;
+  std::vector<Span *> spans;
+  for (Length align : {2, 4, 16, 128}) {
+    Span *s = Large(heap, 3, align);
+    EXPECT_EQ(s->start % align, 0u);
+    EXPECT_EQ(s->npages, 3u);
+    spans.push_back(s);
+    EXPECT_VALID(heap);
+  }
+  for (Span *s : spans) heap.Free(s);
+  EXPECT_VALID(heap);
+}
+
+TEST(PageHeap, ReleaseReturnsMemoryAndReusedMemoryIsZero) {
+  PageHeap &heap = g_test_heap;
+  Span *s = Large(heap, 64);
+  memset(PageAddr(s->start), 0x77, s->bytes());
+  PageId start = s->start;
+  heap.Free(s);
+  size_t released = heap.ReleaseAll();
+  EXPECT_GE(released, 64 * kPageSize);
+  EXPECT_EQ(heap.Stats().free_bytes, 0u);
+  EXPECT_VALID(heap);
+  unsigned char vec[64 * kPageSize / 4096];
+  ASSERT_EQ(mincore(PageAddr(start), 64 * kPageSize, vec), 0);
+  for (unsigned char v : vec) EXPECT_EQ(v & 1, 0);
+  bool zeroed = false;
+  Span *again = heap.AllocLarge(64, 1, &zeroed);
+  ASSERT_NE(again, nullptr);
+  EXPECT_TRUE(zeroed);
+  const char *mem = static_cast<const char *>(PageAddr(again->start));
+  for (size_t i = 0; i < again->bytes(); i += 512) ASSERT_EQ(mem[i], 0);
+  heap.Free(again);
+}
+
+TEST(PageHeap, SmallSpansCarryTheirClassInThePageMap) {
+  PageHeap &heap = g_test_heap;
+  Span *s = heap.AllocSmall(3, 42);
+  ASSERT_NE(s, nullptr);
+  EXPECT_EQ(s->state, SpanState::kSmall);
+  for (PageId p = s->start; p < s->start + 3; p++) EXPECT_EQ(ClassEntry(PageAddr(p)), s->start_addr() | 42);
+  PageId start = s->start;
+  heap.Free(s);
+  for (PageId p = start; p < start + 3; p++) EXPECT_EQ(ClassEntry(PageAddr(p)), 0u);
+  EXPECT_VALID(heap);
+}
+
+TEST(PageHeap, RandomOperationsKeepInvariants) {
+  PageHeap &heap = g_test_heap;
+  std::mt19937 rng(12345);
+  std::vector<Span *> live;
+  for (int step = 0; step < 3000; step++) {
+    if (live.empty() || rng() % 100 < 55) {
+      Length n = rng() % 4 == 0 ? 129 + rng() % 600 : 1 + rng() % 40;
+      Length align = rng() % 10 == 0 ? Length{1} << (rng() % 6) : 1;
+      Span *s = Large(heap, n, align);
+      ASSERT_EQ(s->start % align, 0u);
+      *static_cast<uint64_t *>(PageAddr(s->start)) = s->start;
+      live.push_back(s);
+    } else {
+      size_t i = rng() % live.size();
+      ASSERT_EQ(*static_cast<uint64_t *>(PageAddr(live[i]->start)), live[i]->start) << "span memory overlapped";
+      heap.Free(live[i]);
+      live[i] = live.back();
+      live.pop_back();
+    }
+    if (step % 10 == 0) {
+      ASSERT_EQ(heap.Validate(), nullptr) << "step " << step;
+    }
+  }
+  for (Span *s : live) heap.Free(s);
+  EXPECT_VALID(heap);
+  EXPECT_EQ(heap.Stats().large_bytes, 0u);
+}
+
+}  // namespace
+}  // namespace spanalloc
