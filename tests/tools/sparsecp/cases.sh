@@ -77,7 +77,7 @@ case_layouts_tmp() { random_layouts "$W"; }
 case_layouts_shm() {
   [[ -d /dev/shm && -w /dev/shm ]] || die "precondition: /dev/shm (tmpfs) must be writable"
   SHM_DIR=$(mktemp -d /dev/shm/sparsecp-test.XXXXXX)
-  trap 'rm -rf "$W" "$SHM_DIR"' EXIT
+  trap 'rm -rf "$W0" "$SHM_DIR"' EXIT
   W=$SHM_DIR random_layouts "$SHM_DIR"
 }
 

@@ -5,7 +5,8 @@
 : "${FAULT_SHIM:?set FAULT_SHIM to fault_shim.so}"
 
 W=$(mktemp -d "${TMPDIR:-/tmp}/sparsecp-test.XXXXXX")
-trap 'rm -rf "$W"' EXIT
+W0=$W  # W may be pointed elsewhere for a while; W0 is removed at exit
+trap 'rm -rf "$W0"' EXIT
 
 die() { echo "FAIL: $*" >&2; exit 1; }
 note() { echo "# $*"; }

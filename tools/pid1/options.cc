@@ -1,0 +1,135 @@
+// options.cc: see options.h.
+#include "options.h"
+
+#include <getopt.h>
+
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+
+namespace pid1 {
+
+namespace {
+
+constexpr const char* kHelp = R"(NAME
+    pid1 - a minimal init for containers: forward signals, reap zombies
+
+SYNOPSIS
+    pid1 [-g] [--grace SECONDS] [-v] [--] COMMAND [ARG...]
+
+DESCRIPTION
+    Runs COMMAND as its only direct child and stays alive until it exits,
+    then exits with its status. Meant to be PID 1 of a container (or of a
+    PID namespace): the kernel delivers to PID 1 only the signals it has
+    handlers for, so a plain program there cannot be stopped with SIGTERM,
+    and orphaned processes are re-parented to PID 1 and stay zombies unless
+    it reaps them. pid1 does both jobs.
+
+    Every catchable signal pid1 receives (SIGTERM, SIGINT, SIGHUP, SIGQUIT,
+    SIGUSR1, SIGUSR2, SIGWINCH, SIGCONT, SIGTSTP, SIGTTIN, SIGTTOU, the
+    real-time signals, ...) is forwarded to COMMAND, or with -g to its
+    process group. SIGCHLD is not forwarded: it makes pid1 reap. Job-control
+    signals never stop pid1 itself. Every zombie re-parented to pid1 is
+    reaped. When pid1 is not PID 1 it makes itself a child subreaper
+    (PR_SET_CHILD_SUBREAPER), so orphans of COMMAND still come to it.
+
+    COMMAND runs in its own process group, which becomes the foreground
+    group of the terminal on stdin if there is one, with an empty signal
+    mask and default dispositions for every signal, whatever pid1 inherited.
+    Stdin, stdout and stderr are passed through untouched.
+
+    After the first SIGTERM, COMMAND has the grace period to exit. A second
+    SIGTERM within it, or its end, sends SIGKILL to COMMAND's process group.
+
+OPTIONS
+    -g, --group
+        Forward signals to COMMAND's process group (kill(-pgid, sig)), so
+        that a shell and the programs it started all receive them.
+    --grace SECONDS
+        Grace period after the first SIGTERM (default 10; fractions allowed).
+        0 turns escalation off: SIGTERM is only forwarded.
+    -v, --verbose
+        Report forwarded signals, reaped orphans and escalation on stderr.
+    -h, --help
+        Print this help and exit.
+    --version
+        Print the version and exit.
+    --
+        Ends the options; needed when COMMAND starts with '-'.
+
+EXIT STATUS
+    N       COMMAND exited with status N.
+    128+N   COMMAND was killed by signal N (137 after the SIGKILL of the
+            grace period).
+    126     COMMAND was found but could not be executed.
+    127     COMMAND was not found.
+    2       Bad option or no COMMAND.
+    1       pid1 itself failed (fork, signal setup).
+
+EXAMPLES
+    ENTRYPOINT ["/usr/bin/pid1", "--", "/app/server", "--port", "8080"]
+        In a Dockerfile: docker stop reaches the server, zombies are reaped.
+    pid1 -g -- sh -c 'worker & exec server'
+        SIGTERM reaches the shell's whole process group.
+    unshare --pid --fork --mount-proc pid1 --grace 5 -- ./app
+        Runs ./app under pid1 as PID 1 of a new PID namespace.
+)";
+
+enum LongOnly { kGrace = 256, kVersion };
+
+const struct option kLongOptions[] = {
+    {"group", no_argument, nullptr, 'g'},
+    {"grace", required_argument, nullptr, kGrace},
+    {"verbose", no_argument, nullptr, 'v'},
+    {"help", no_argument, nullptr, 'h'},
+    {"version", no_argument, nullptr, kVersion},
+    {nullptr, 0, nullptr, 0},
+};
+
+bool usage(const char* msg, const char* arg) {
+  if (msg) std::fprintf(stderr, "pid1: %s%s%s\n", msg, arg ? arg : "", arg ? "'" : "");
+  std::fprintf(stderr, "Try 'pid1 --help' for more information.\n");
+  return false;
+}
+
+bool parse_grace(const char* arg, double& out) {
+  char* end = nullptr;
+  double v = std::strtod(arg, &end);
+  if (end == arg || *end != '\0' || !std::isfinite(v) || v < 0 || v > 1e9) return false;
+  out = v;
+  return true;
+}
+
+bool apply_option(int c, Options& opt) {
+  switch (c) {
+    case 'g': opt.group = true; return true;
+    case 'v': opt.verbose = true; return true;
+    case 'h': opt.help = true; return true;
+    case kVersion: opt.version = true; return true;
+    case kGrace:
+      return parse_grace(optarg, opt.grace) || usage("invalid --grace value '", optarg);
+    default:  // getopt already named the bad option
+      return usage(nullptr, nullptr);
+  }
+}
+
+}  // namespace
+
+bool parse_options(int argc, char** argv, Options& opt) {
+  static char prog[] = "pid1";
+  if (argc > 0) argv[0] = prog;  // getopt's own messages name the tool
+  int c;
+  // '+': stop at the first operand, so COMMAND's own options stay its own.
+  while ((c = getopt_long(argc, argv, "+gvh", kLongOptions, nullptr)) != -1)
+    if (!apply_option(c, opt)) return false;
+  if (opt.help || opt.version) return true;
+  if (optind >= argc) return usage("missing COMMAND", nullptr);
+  opt.command = argv + optind;
+  return true;
+}
+
+void print_help() { std::fputs(kHelp, stdout); }
+
+void print_version() { std::puts("pid1 (spanalloc tools) 0.1.0"); }
+
+}  // namespace pid1

@@ -1,0 +1,126 @@
+// supervisor.cc: see supervisor.h.
+#include "supervisor.h"
+
+#include <sys/wait.h>
+#include <time.h>
+
+#include <cerrno>
+#include <cstdio>
+
+#include "signals.h"
+
+namespace pid1 {
+
+namespace {
+
+struct State {
+  pid_t child;
+  const Options& opt;
+  bool child_done = false;
+  int child_status = 0;
+  bool term_seen = false;   // the grace period is running
+  bool killed = false;      // SIGKILL was sent
+  timespec deadline = {};   // end of the grace period (CLOCK_MONOTONIC)
+};
+
+timespec now() {
+  timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return t;
+}
+
+timespec add_seconds(timespec t, double s) {
+  long long ns = static_cast<long long>(s * 1e9);
+  t.tv_sec += ns / 1000000000;
+  t.tv_nsec += ns % 1000000000;
+  if (t.tv_nsec >= 1000000000) {
+    t.tv_sec += 1;
+    t.tv_nsec -= 1000000000;
+  }
+  return t;
+}
+
+// b - a, clamped at 0.
+timespec until(timespec a, timespec b) {
+  long long ns = (b.tv_sec - a.tv_sec) * 1000000000LL + (b.tv_nsec - a.tv_nsec);
+  if (ns < 0) ns = 0;
+  return timespec{static_cast<time_t>(ns / 1000000000), static_cast<long>(ns % 1000000000)};
+}
+
+void say(const State& s, const char* fmt, int a, int b = 0) {
+  if (!s.opt.verbose) return;
+  std::fprintf(stderr, "pid1: ");
+  std::fprintf(stderr, fmt, a, b);
+  std::fputc('\n', stderr);
+}
+
+void reap_all(State& s) {
+  int status;
+  pid_t pid;
+  while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+    if (pid == s.child) {
+      s.child_done = true;
+      s.child_status = status;
+    } else {
+      say(s, "reaped orphan %d (exit status %d)", pid, exit_status_for(status));
+    }
+  }
+}
+
+void escalate(State& s, const char* why) {
+  std::fprintf(stderr, "pid1: %s: sending SIGKILL to process group %d\n", why, s.child);
+  kill(-s.child, SIGKILL);
+  kill(s.child, SIGKILL);  // in case it left its group
+  s.killed = true;
+}
+
+void forward(State& s, int sig) {
+  pid_t target = s.opt.group ? -s.child : s.child;
+  if (kill(target, sig) != 0 && errno != ESRCH)
+    std::perror("pid1: kill");
+  if (s.opt.verbose)
+    std::fprintf(stderr, "pid1: forwarded %s to %s %d\n", signal_name(sig).c_str(),
+                 s.opt.group ? "process group" : "pid", s.child);
+}
+
+void on_sigterm(State& s) {
+  if (s.opt.grace <= 0 || s.killed) return forward(s, SIGTERM);
+  if (s.term_seen) return escalate(s, "second SIGTERM within the grace period");
+  s.term_seen = true;
+  s.deadline = add_seconds(now(), s.opt.grace);
+  forward(s, SIGTERM);
+}
+
+// Waits for the next signal; 0 when the grace period ran out.
+int next_signal(State& s, const sigset_t& waited) {
+  for (;;) {
+    bool timed = s.term_seen && !s.killed;
+    timespec left = timed ? until(now(), s.deadline) : timespec{};
+    int sig = timed ? sigtimedwait(&waited, nullptr, &left) : sigwaitinfo(&waited, nullptr);
+    if (sig > 0) return sig;
+    if (errno == EAGAIN) return 0;
+    if (errno != EINTR) std::perror("pid1: sigwaitinfo");
+  }
+}
+
+}  // namespace
+
+int exit_status_for(int wait_status) {
+  if (WIFSIGNALED(wait_status)) return 128 + WTERMSIG(wait_status);
+  return WEXITSTATUS(wait_status);
+}
+
+int supervise(pid_t child, const Options& opt, const sigset_t& waited) {
+  State s{child, opt};
+  for (;;) {
+    reap_all(s);
+    if (s.child_done) break;
+    int sig = next_signal(s, waited);
+    if (sig == 0) escalate(s, "grace period over");
+    else if (sig == SIGTERM) on_sigterm(s);
+    else if (sig != SIGCHLD) forward(s, sig);
+  }
+  return exit_status_for(s.child_status);
+}
+
+}  // namespace pid1
