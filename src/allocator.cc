@@ -142,7 +142,7 @@ void FreeSized(void *p, size_t n) noexcept {
 // ---- compound operations --------------------------------------------------
 
 void *AllocAligned(size_t align, size_t n) noexcept {
-  if (align <= 8 || (align <= kMinAlign && n > 24)) return Alloc(n);
+  if (align <= 8 || (align <= kMinAlign && n > 8)) return Alloc(n);
   if (n > kMaxRequest || align > kMaxRequest) return FailNoMemory();
   if (n <= kMaxSmallSize && align <= kPageSize) {
     uint32_t cl = SizeClassForAligned(n ? n : 1, align);

@@ -18,8 +18,8 @@ inline constexpr int kPageShift = 13;
 inline constexpr size_t kPageSize = size_t{1} << kPageShift;
 // Largest size served from size classes; larger requests are whole spans.
 inline constexpr size_t kMaxSmallSize = 32768;
-// Every pointer malloc returns is at least this aligned (glibc's guarantee),
-// except from the 8- and 24-byte classes, whose objects cannot need more.
+// Every block of at least 16 bytes is 16-byte aligned (any object that fits
+// may need it); 8-byte blocks are 8-byte aligned, all an 8-byte object needs.
 inline constexpr size_t kMinAlign = 16;
 // Requests above this fail with ENOMEM before any arithmetic can overflow.
 inline constexpr size_t kMaxRequest = size_t{1} << 46;

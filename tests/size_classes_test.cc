@@ -14,7 +14,7 @@ TEST(SizeClasses, TableIsMonotoneAndAligned) {
       EXPECT_GT(c.size, kClassShape[cl - 1].size) << "class " << cl;
     }
     EXPECT_EQ(c.size % 8, 0u) << "class " << cl;
-    if (c.size >= 32) {
+    if (c.size >= 16) {
       EXPECT_EQ(c.size % kMinAlign, 0u) << "class " << cl << " breaks 16-byte alignment";
     }
     EXPECT_EQ(c.objects, c.pages * kPageSize / c.size) << "class " << cl;

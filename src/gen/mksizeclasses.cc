@@ -5,8 +5,8 @@
 // The table is checked in; a test regenerates it and compares, so the two
 // never drift. How the classes are chosen:
 //
-//  1. Candidate sizes: 8, then 16..128 in steps of 16 (plus 24, a common
-//     size), then steps of 1/8 of the power of two below the size, so that
+//  1. Candidate sizes: 8, then 16..128 in steps of 16, then steps of 1/8 of
+//     the power of two below the size, so that
 //     rounding a request up to its class wastes at most 12.5 % above 128 B
 //     (below 128 B the waste is under one 16-byte granule).
 //  2. Span length per class: the fewest 8 KiB pages whose tail (the bytes
@@ -34,8 +34,10 @@ struct Class {
 };
 
 std::vector<uint32_t> CandidateSizes() {
-  std::vector<uint32_t> s = {8, 16, 24, 32};
-  for (uint32_t size = 48; size <= 128; size += 16) s.push_back(size);
+  // No 24-byte class: every block of 16 bytes or more must be 16-byte
+  // aligned (a 16-byte-aligned object of size 16 fits in it; C23 7.24.3).
+  std::vector<uint32_t> s = {8};
+  for (uint32_t size = 16; size <= 128; size += 16) s.push_back(size);
   for (uint32_t size = 128; size < kMaxSmall;) {
     uint32_t pow2 = 1;
     while (pow2 * 2 <= size) pow2 *= 2;
