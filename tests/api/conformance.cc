@@ -477,7 +477,7 @@ TEST(Conformance, Cfree) {
   ASSERT_NE(cfree, nullptr) << "cfree is not defined";
   for (size_t n : {1ul, 100ul, 5000ul, 40000ul, 2 * kMiB}) {
     void *p = malloc(opaque_size(n));
-    check_block(p, n, 16, "malloc");
+    check_block(p, n, min_malloc_alignment(n), "malloc");
     cfree(p);
   }
 }

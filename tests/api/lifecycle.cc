@@ -171,8 +171,9 @@ std::atomic<bool> g_spin{true};
 void *spin_allocating(void *) {
   Rng rng(pthread_self());
   while (g_spin.load(std::memory_order_relaxed)) {
-    void *p = malloc(1 + rng.below(rng.below(20) == 0 ? 200000 : 2000));
-    if (p) memset(p, 1, 16);
+    size_t n = 1 + rng.below(rng.below(20) == 0 ? 200000 : 2000);
+    void *p = malloc(n);
+    if (p) memset(p, 1, n < 16 ? n : 16);  // never past the requested size
     free(p);
   }
   return nullptr;
