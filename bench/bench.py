@@ -57,8 +57,25 @@ def log(msg):
     print(msg, file=sys.stderr, flush=True)
 
 
-def run_one(argv, preload, timeout):
-    """Runs one workload; returns a dict with the parsed line, wall time and peak RSS."""
+RSS_LIMIT_KB = 8 << 20  # set from --rss-limit-mb
+
+
+def rss_of(pid):
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for l in f:
+                if l.startswith("VmRSS:"):
+                    return int(l.split()[1])
+    except (OSError, ValueError):
+        pass
+    return 0
+
+
+def run_one(argv, preload, timeout, rss_limit_kb=None):
+    """Runs one workload; returns a dict with the parsed line, wall time and peak RSS.
+    A watchdog kills the run when its RSS passes the limit, so that a broken
+    allocator cannot push a shared machine into the OOM killer."""
+    rss_limit_kb = rss_limit_kb or RSS_LIMIT_KB
     env = dict(os.environ)
     env.pop("LD_PRELOAD", None)
     if preload:
@@ -77,17 +94,37 @@ def run_one(argv, preload, timeout):
 
         timer = threading.Timer(timeout, kill)
         timer.start()
+        over = []
+        stop = threading.Event()
+
+        def watch():
+            while not stop.wait(0.02):
+                rss = rss_of(p.pid)
+                if rss > rss_limit_kb:
+                    over.append(rss)
+                    try:
+                        os.killpg(p.pid, signal.SIGKILL)
+                    except ProcessLookupError:
+                        pass
+                    return
+
+        watcher = threading.Thread(target=watch, daemon=True)
+        watcher.start()
         out = p.stdout.read().decode(errors="replace")
         p.stdout.close()
         _, status, ru = os.wait4(p.pid, 0)
         timer.cancel()
+        stop.set()
+        watcher.join()
         wall = time.monotonic() - t0
         p.returncode = os.waitstatus_to_exitcode(status)  # keeps Popen from waiting again
         err.seek(0)
         stderr = err.read().decode(errors="replace")
     res = {"wall": wall, "rss_kb": ru.ru_maxrss, "rc": p.returncode}
     line = next((l for l in out.splitlines() if l.startswith('{"bench":"spanalloc"')), None)
-    if timed_out:
+    if over:
+        res["error"] = f"RSS over the limit ({over[0] >> 10} MiB > {rss_limit_kb >> 10} MiB), killed"
+    elif timed_out:
         res["error"] = f"timeout ({timeout:.0f} s)"
     elif p.returncode < 0:
         res["error"] = f"crash ({signal.Signals(-p.returncode).name})"
@@ -105,9 +142,9 @@ def run_one(argv, preload, timeout):
                 res["rss_kb"] = res["result"]["peak_rss_kb"]
         except ValueError:
             res["error"] = "bad result line"
-    if "error" in res:
-        tail = stderr.strip().splitlines()[-1:] if stderr.strip() else []
-        res["stderr"] = tail[0][:200] if tail else ""
+    tail = stderr.strip().splitlines()[-1:] if stderr.strip() else []
+    if tail:
+        res["stderr"] = tail[0][:200]
     return res
 
 
@@ -118,14 +155,12 @@ def check_allocator(name, build, probe):
         return None
     if not os.path.exists(lib):
         return f"not built ({os.path.relpath(lib, ROOT)} missing)"
-    r = run_one(probe, lib, 30)
-    if "cannot be preloaded" in r.get("stderr", "") or r.get("error"):
-        return f"fails to load or run: {r.get('error', '')} {r.get('stderr', '')}".strip()
+    r = run_one(probe, lib, 30, 1 << 20)
     # ld.so only warns (and carries on) when a preload fails to load.
-    env = dict(os.environ, LD_PRELOAD=lib)
-    e = subprocess.run(["/bin/true"], env=env, capture_output=True, text=True)
-    if "cannot be preloaded" in e.stderr or e.returncode != 0:
-        return "fails to load: " + e.stderr.strip()[:200]
+    if "cannot be preloaded" in r.get("stderr", ""):
+        return "fails to load: " + r["stderr"]
+    if r.get("error"):
+        return f"fails a 1/1000 churn run: {r['error']} {r.get('stderr', '')}".strip()
     return None
 
 
@@ -370,10 +405,20 @@ def main():
     ap.add_argument("--timeout", type=float, default=0, help="seconds per run (default 120, quick 30)")
     ap.add_argument("--report", default="", help="markdown output (default BENCHMARKS.md; quick: BUILD/BENCHMARKS-quick.md)")
     ap.add_argument("--chart", default="", help="PNG output (default bench/benchmarks.png; quick: BUILD/benchmarks-quick.png)")
+    ap.add_argument("--rss-limit-mb", type=int, default=0,
+                    help="kill a run whose RSS passes this (default: 8 GiB or half the memory, whichever is less)")
+    ap.add_argument("--probe", default="", help=argparse.SUPPRESS)
     ap.add_argument("--raw", default="", help="raw per-run JSON (default BUILD/bench-raw.json)")
     args = ap.parse_args()
 
     build = os.path.abspath(args.build_dir)
+    global RSS_LIMIT_KB
+    mem_kb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 1024
+    RSS_LIMIT_KB = (args.rss_limit_mb << 10) if args.rss_limit_mb else min(8 << 20, mem_kb // 2)
+    if args.probe:  # used by fastpath.sh: is this allocator safe to run?
+        s = check_allocator(args.probe, build, [os.path.join(build, "bin", "bench_churn"), "--scale", "0.001"])
+        print(s or "ok")
+        sys.exit(0 if not s else 1)
     bindir = os.path.join(build, "bin")
     reps = args.reps or (3 if args.quick else 7)
     scale = args.scale or (0.1 if args.quick else 1.0)

@@ -58,8 +58,10 @@ for a in ${allocators//,/ }; do
     status="unknown allocator"
   elif [[ -n $lib && ! -e $lib ]]; then
     status="not built ($lib missing)"
-  elif [[ -n $lib ]] && LD_PRELOAD=$lib /bin/true 2>&1 | grep -q "cannot be preloaded"; then
-    status="fails to load ($lib)"
+  elif [[ -n $lib ]] && ! probe=$(python3 "$root/bench/bench.py" --build-dir "$build" --probe "$a" 2>/dev/null); then
+    # A short native run under an RSS watchdog first: never feed callgrind an
+    # allocator that crashes or eats the machine's memory.
+    status="${probe:-probe failed}"
   else
     for p in a b; do
       i1=$(count_ir "$lib" $p $n) || i1=""
@@ -75,6 +77,7 @@ for a in ${allocators//,/ }; do
     echo "{\"fastpath\":\"$a\",\"status\":\"ok\",\"pairs\":$n,\"a\":${res[0]},\"b\":${res[1]}}"
     rows+=("$(printf '%-10s %12s %12s' "$a" "${res[0]}" "${res[1]}")")
   else
+    status=${status//[\"\\]/}
     echo "{\"fastpath\":\"$a\",\"status\":\"$status\"}"
     rows+=("$(printf '%-10s %s' "$a" "$status")")
   fi
