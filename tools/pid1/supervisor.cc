@@ -76,8 +76,9 @@ void escalate(State& s, const char* why) {
 
 void forward(State& s, int sig) {
   pid_t target = s.opt.group ? -s.child : s.child;
-  if (kill(target, sig) != 0 && errno != ESRCH)
-    std::perror("pid1: kill");
+  int r = kill(target, sig);
+  if (r != 0 && errno == ESRCH && s.opt.group) r = kill(s.child, sig);  // it left its group
+  if (r != 0 && errno != ESRCH) std::perror("pid1: kill");
   if (s.opt.verbose)
     std::fprintf(stderr, "pid1: forwarded %s to %s %d\n", signal_name(sig).c_str(),
                  s.opt.group ? "process group" : "pid", s.child);
