@@ -1,0 +1,44 @@
+#include "audit.h"
+
+#include <syslog.h>
+
+#include <cstdio>
+
+namespace douser {
+
+std::string log_escape(const std::string& s, std::size_t max) {
+  std::string out;
+  for (unsigned char c : s) {
+    if (out.size() >= max) {
+      out += "...";
+      break;
+    }
+    if (c == '\\') {
+      out += "\\\\";
+    } else if (c < 0x20 || c >= 0x7f) {
+      char buf[5];
+      std::snprintf(buf, sizeof buf, "\\x%02x", c);
+      out += buf;
+    } else {
+      out += static_cast<char>(c);
+    }
+  }
+  return out;
+}
+
+std::string log_command(const std::vector<std::string>& argv) {
+  std::string joined;
+  for (const std::string& a : argv) {
+    if (!joined.empty()) joined += ' ';
+    joined += a;
+  }
+  return log_escape(joined, 1024);
+}
+
+void audit_open() { openlog("douser", LOG_PID | LOG_NDELAY, LOG_AUTH); }
+
+void audit_granted(const std::string& msg) { syslog(LOG_AUTH | LOG_NOTICE, "%s", msg.c_str()); }
+
+void audit_refused(const std::string& msg) { syslog(LOG_AUTH | LOG_WARNING, "%s", msg.c_str()); }
+
+}  // namespace douser

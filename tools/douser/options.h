@@ -1,0 +1,29 @@
+// options: command line of douser, and the checks on a user name.
+#pragma once
+
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace douser {
+
+struct Options {
+  std::string user = "root";            // -u USER
+  std::vector<std::string> command;     // COMMAND [ARG...]
+  bool help = false;
+  bool version = false;
+};
+
+struct UsageError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+// Parses argv[1..]. Options end at the first non-option or at "--".
+Options parse_options(const std::vector<std::string>& args);
+
+// A user name we are willing to look up: 1..32 characters, no '/', ':',
+// ',', whitespace or control characters, not starting with '-'. Names that
+// fail are reported as unknown users (they cannot exist in /etc/passwd).
+bool plausible_user_name(const std::string& name);
+
+}  // namespace douser
