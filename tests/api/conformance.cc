@@ -427,6 +427,27 @@ TEST(Conformance, AlignedBlocksLiveTogether) {
   for (auto &[p, u] : live) free(p);
 }
 
+// realloc of blocks from the aligned functions keeps contents (the result
+// need only have malloc's alignment).
+TEST(Conformance, ReallocOfAlignedBlocksKeepsContents) {
+  for (size_t a : alignments()) {
+    for (size_t n : {a / 2 + 1, a, 3 * a + 5}) {
+      void *p = nullptr;
+      ASSERT_EQ(posix_memalign(&p, a, opaque_size(n)), 0);
+      fill_seq(p, 0, n, a);
+      for (size_t m : {n * 2 + 1, n / 3 + 1, size_t{100000}, n}) {
+        void *q = realloc(p, opaque_size(m));
+        ASSERT_NE(q, nullptr);
+        ASSERT_EQ(check_seq(q, 0, std::min(n, m), a), SIZE_MAX) << "align " << a << " " << n << " -> " << m;
+        if (m > n) fill_seq(q, n, m, a);
+        p = q;
+        n = m;
+      }
+      free(p);
+    }
+  }
+}
+
 TEST(Conformance, VallocAndPvallocArePageAligned) {
   const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
   for (size_t n : {size_t{1}, size_t{100}, page - 1, page, page + 1, size_t{100000}, 3 * kMiB}) {
