@@ -244,7 +244,8 @@ int listen(const td::Options& o, Output& out) {
   sigaction(SIGHUP, &sa, nullptr);
   client.register_cpumask(o.cpumask, o.rcvbuf);
   warn_if_delayacct_off();
-  if (!o.report.json) std::cerr << "taskdelays: listening for exiting tasks on CPUs " << o.cpumask << "\n";
+  // On stderr, so the JSON stream on stdout stays clean; scripts wait for it.
+  std::cerr << "taskdelays: listening for exiting tasks on CPUs " << o.cpumask << std::endl;
   long seen = 0, lost = 0;
   int rc = 0;
   try {

@@ -158,8 +158,8 @@ void TaskstatsClient::send_request(int attr, const void* data, std::size_t len, 
                          std::string("cannot send the taskstats request: ") + nl_geterror(rc));
 }
 
-void TaskstatsClient::wait_readable(int wait_ms) {
-  pollfd p{nl_socket_get_fd(sock_), POLLIN, 0};
+void wait_for_reply(int fd, int wait_ms) {
+  pollfd p{fd, POLLIN, 0};
   int r = poll(&p, 1, wait_ms);
   if (r < 0 && errno == EINTR) throw TaskstatsError(ErrorKind::interrupted, EINTR, "interrupted");
   if (r < 0) throw TaskstatsError(ErrorKind::netlink, errno, std::string("poll: ") + strerror(errno));
@@ -175,7 +175,7 @@ TaskRecord TaskstatsClient::get(uint32_t id, bool group) {
   send_request(group ? TASKSTATS_CMD_ATTR_TGID : TASKSTATS_CMD_ATTR_PID, &id, sizeof id, false);
   RecvContext ctx;
   while (ctx.records.empty() && ctx.kernel_error == 0 && !ctx.bad_payload) {
-    wait_readable(timeout_ms_);
+    wait_for_reply(nl_socket_get_fd(sock_), timeout_ms_);
     int rc = recv_once(sock_, ctx);
     if (rc < 0 && ctx.kernel_error == 0)
       throw TaskstatsError(ErrorKind::netlink, rc,
@@ -202,7 +202,7 @@ void TaskstatsClient::register_cpumask(const std::string& cpumask, int rcvbuf) {
   send_request(TASKSTATS_CMD_ATTR_REGISTER_CPUMASK, cpumask.c_str(), cpumask.size() + 1, true);
   RecvContext ctx;
   while (!ctx.got_ack && ctx.kernel_error == 0) {
-    wait_readable(timeout_ms_);
+    wait_for_reply(nl_socket_get_fd(sock_), timeout_ms_);
     int rc = recv_once(sock_, ctx);
     if (rc < 0 && ctx.kernel_error == 0 && !ctx.got_ack)
       throw TaskstatsError(ErrorKind::netlink, rc,
@@ -229,7 +229,7 @@ void TaskstatsClient::deregister_cpumask(const std::string& cpumask) {
 }
 
 long TaskstatsClient::receive_exits(const std::function<void(const TaskRecord&)>& sink, int wait_ms) {
-  wait_readable(wait_ms);
+  wait_for_reply(nl_socket_get_fd(sock_), wait_ms);
   RecvContext ctx;
   int rc = recv_once(sock_, ctx);
   long lost = 0;

@@ -64,7 +64,6 @@ class TaskstatsClient {
 
  private:
   void send_request(int attr, const void* data, std::size_t len, bool want_ack);
-  void wait_readable(int wait_ms);
 
   nl_sock* sock_ = nullptr;
   int family_ = 0;
@@ -73,5 +72,10 @@ class TaskstatsClient {
 
 // "permission denied: TASKSTATS requires root or CAP_NET_ADMIN" and so on.
 std::string describe(const TaskstatsError& e);
+
+// Waits until `fd` is readable. Throws TaskstatsError with kind timeout
+// ("timed out after 5.0 s waiting for the kernel's taskstats reply") or
+// interrupted. `wait_ms` < 0 waits forever.
+void wait_for_reply(int fd, int wait_ms);
 
 }  // namespace taskdelays

@@ -5,6 +5,8 @@
 // hypothetical larger 17).
 #include <gtest/gtest.h>
 #include <linux/taskstats.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <cstddef>
 #include <cstring>
@@ -13,6 +15,7 @@
 
 #include "cli.h"
 #include "report.h"
+#include "taskstats_client.h"
 #include "taskstats_layout.h"
 
 using namespace taskdelays;
@@ -265,4 +268,27 @@ TEST(Cli, ModesAndConflicts) {
   EXPECT_THROW(parse_args({"-x"}), UsageError);
   EXPECT_THROW(parse_args({"-l", "-n", "0"}), UsageError);
   EXPECT_THROW(parse_args({"-p", "1", "--timeout", "0"}), UsageError);
+}
+
+TEST(Client, TimeoutIsAnErrorNotAHang) {
+  int sv[2];
+  ASSERT_EQ(socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, sv), 0);
+  try {
+    wait_for_reply(sv[0], 100);
+    ADD_FAILURE() << "no timeout";
+  } catch (const TaskstatsError& e) {
+    EXPECT_EQ(e.kind, ErrorKind::timeout);
+    EXPECT_STREQ(e.what(), "timed out after 0.1 s waiting for the kernel's taskstats reply");
+  }
+  ASSERT_EQ(write(sv[1], "x", 1), 1);
+  EXPECT_NO_THROW(wait_for_reply(sv[0], 100));
+  close(sv[0]);
+  close(sv[1]);
+}
+
+TEST(Client, ErrorsAreDescribedInDomainWords) {
+  EXPECT_NE(describe(TaskstatsError(ErrorKind::no_taskstats, 0, "x")).find("CONFIG_TASKSTATS"), std::string::npos);
+  EXPECT_NE(describe(TaskstatsError(ErrorKind::permission, 1, "x")).find("CAP_NET_ADMIN"), std::string::npos);
+  EXPECT_EQ(describe(TaskstatsError(ErrorKind::no_such_process, 3, "no such process: pid 7")),
+            "no such process: pid 7");
 }
