@@ -130,6 +130,17 @@ bool tiocsti_possible() {
   return true;
 }
 
+// True when the command could reach a terminal: one of fds 0-2 is a tty,
+// or we have a controlling terminal (the command could open /dev/tty).
+bool terminal_reachable() {
+  for (int fd = 0; fd <= 2; ++fd)
+    if (isatty(fd)) return true;
+  int fd = open("/dev/tty", O_RDONLY | O_NOCTTY | O_CLOEXEC);
+  if (fd < 0) return false;
+  close(fd);
+  return true;
+}
+
 std::string tty_of_caller() {
   for (int fd = 0; fd <= 2; ++fd)
     if (isatty(fd)) {
@@ -213,7 +224,7 @@ int run(const Options& o, const Caller& c, const Target& t, const std::vector<st
     return refuse(c, t.name, pam_error);
   }
 
-  bool new_session = tiocsti_possible() && !c.tty.empty();
+  bool new_session = tiocsti_possible() && terminal_reachable();
   audit_granted(log_escape(c.name) + " ran '" + log_command(o.command) + "' as " + log_escape(t.name) + " (uid " +
                 std::to_string(t.uid) + ") on " + (c.tty.empty() ? std::string("no tty") : log_escape(c.tty)) +
                 " in " + log_escape(c.cwd) + (new_session ? "; new session" : ""));

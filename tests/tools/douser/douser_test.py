@@ -136,7 +136,8 @@ class Result:
         self.status, self.output, self.prompts = status, output, prompts
 
 
-def run_tty(argv, user, env=None, script=(), extra_fd=False, cwd=None, timeout=30, check_echo=None):
+def run_tty(argv, user, env=None, script=(), extra_fd=False, cwd=None, timeout=30, check_echo=None,
+            stdout_file=None):
     """Runs argv as `user` (a pwd entry) with a pty as controlling terminal.
     `script`: (regex, text) pairs: wait for regex in the output, then type text.
     Returns Result(exit status, output, [times each regex matched])."""
@@ -146,6 +147,13 @@ def run_tty(argv, user, env=None, script=(), extra_fd=False, cwd=None, timeout=3
         try:
             if cwd:
                 os.chdir(cwd)
+            if stdout_file:
+                # Controlling terminal kept, but no standard fd is a tty.
+                null = os.open("/dev/null", os.O_RDONLY)
+                os.dup2(null, 0)
+                out = os.open(stdout_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
+                os.dup2(out, 1)
+                os.dup2(out, 2)
             if extra_fd:
                 fd = os.open("/etc/hostname", os.O_RDONLY)
                 os.dup2(fd, 7)
@@ -161,6 +169,7 @@ def run_tty(argv, user, env=None, script=(), extra_fd=False, cwd=None, timeout=3
     steps = list(script)
     deadline = time.time() + timeout
     pos = 0
+    done = 0
     while True:
         if steps:
             m = re.compile(steps[0][0].encode()).search(buf, pos)
@@ -179,14 +188,21 @@ def run_tty(argv, user, env=None, script=(), extra_fd=False, cwd=None, timeout=3
             try:
                 data = os.read(master, 4096)
             except OSError:
+                data = b""
+            if data:
+                buf += data
+                continue
+            # EIO: no slave fd is open right now. That is the end only once
+            # the child has exited (it may reopen /dev/tty in between).
+            done, st = os.waitpid(pid, os.WNOHANG)
+            if done:
                 break
-            if not data:
-                break
-            buf += data
+            time.sleep(0.05)
     if check_echo is not None:
         check_echo.append(bool(termios.tcgetattr(master)[3] & termios.ECHO))
     os.close(master)
-    _, st = os.waitpid(pid, 0)
+    if not done:
+        _, st = os.waitpid(pid, 0)
     status = os.waitstatus_to_exitcode(st)
     if status < 0:
         status = 128 - status
@@ -363,6 +379,15 @@ def main():
         r = run_tty([du, "-u", T] + probe, caller, cwd=tmp, script=[(pw_prompt, PASSWORD + "\n")])
         check("SID True TTYNR 0" in r.output, "legacy_tiocsti=1: command is a session leader without a terminal", r.output)
         check("TIOCSTI-ERRNO 1" in r.output, "legacy_tiocsti=1: TIOCSTI into the caller's terminal fails (EPERM)", r.output)
+        outfile = os.path.join(tmp, "probe.out")
+        open(outfile, "w").close()
+        os.chmod(outfile, 0o666)  # the caller cannot create files in tmp
+        r = run_tty([du, "-u", T] + probe, caller, cwd=tmp, script=[(pw_prompt, PASSWORD + "\n")],
+                    stdout_file=outfile)
+        got = open(outfile).read() if os.path.exists(outfile) else ""
+        check(r.status == 0 and "SID True TTYNR 0" in got,
+              "legacy_tiocsti=1, stdio redirected but a controlling tty: still a new session",
+              f"exit {r.status}\n{got}{r.output}")
         open(knob, "w").write("0")
         r = run_tty([du, "-u", T] + probe, caller, cwd=tmp, script=[(pw_prompt, PASSWORD + "\n")])
         check("SID False" in r.output and "TTYNR 0" not in r.output,
