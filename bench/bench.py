@@ -40,6 +40,10 @@ WORKLOADS = [
 ]
 WL = {w[0]: w for w in WORKLOADS}
 SCALING = ["prodcons", "server", "large"]
+# Scaling tables and chart: divisor, unit, axis label.
+SCALE_DIV = {"prodcons": (1e6, "M/s", "million objects freed per second"),
+             "server": (1e6, "M/s", "million replacements per second"),
+             "large": (1e3, "k/s", "thousand large malloc+free per second")}
 PEERS = ["glibc", "jemalloc", "tcmalloc", "mimalloc"]
 ALL_ALLOCATORS = PEERS + ["spanalloc"]
 PACKAGES = {"glibc": "libc6", "jemalloc": "libjemalloc2", "tcmalloc": "libtcmalloc-minimal4",
@@ -316,6 +320,58 @@ def geomean_table(res, configs, allocs, status):
     return lines, gm, common
 
 
+def goals_section(res, configs1, configs2, allocs, status, summaries):
+    """spanalloc against the project's goals, and the workloads it loses;
+    causes go in bench/NOTES.md (by hand, from a profile), included here."""
+    L = ["### spanalloc against the goals", ""]
+    if "spanalloc" not in allocs:
+        return []
+    if status.get("spanalloc"):
+        L += [f"spanalloc has no results: {status['spanalloc']}.", ""]
+    else:
+        L.append("Goal: geometric-mean time below every peer's, geometric-mean peak RSS within 10 % of the best "
+                 "peer's, on 1 and on 2 threads.")
+        L.append("")
+        for label, gm in summaries:
+            if "spanalloc" not in gm or gm["spanalloc"][0] is None:
+                continue
+            peers = {a: v for a, v in gm.items() if a in PEERS and v[0] is not None}
+            if not peers:
+                continue
+            t, m = gm["spanalloc"]
+            bt = min(v[0] for v in peers.values())
+            bm = min(v[1] for v in peers.values())
+            L.append(f"- {label}: time × best peer {t / bt:.2f} ({'met' if t < bt else '**not met**'}), "
+                     f"peak RSS × best peer {m / bm:.2f} ({'met' if m <= 1.1 * bm else '**not met**'})")
+        lost_t, lost_m = [], []
+        for w, t in configs1 + configs2:
+            c = res.cell((w, t, "spanalloc"))
+            peer = [res.cell((w, t, a)) for a in PEERS if a in allocs and not status.get(a)]
+            peer = [p for p in peer if p and p.get("ok")]
+            if not peer:
+                continue
+            if not (c and c.get("ok")):
+                lost_t.append(f"{w} ({t} thr): {c['error'] if c else 'not run'}")
+                continue
+            bt = min(p["t"] for p in peer)
+            bm = min(p["rss"] for p in peer)
+            if c["t"] > bt:
+                lost_t.append(f"{w} ({t} thr) × {c['t'] / bt:.2f}")
+            if c["rss"] > 1.1 * bm:
+                lost_m.append(f"{w} ({t} thr) × {c['rss'] / bm:.2f}")
+        L.append(f"- Slower than the best peer: {', '.join(lost_t) if lost_t else 'none'}")
+        L.append(f"- Peak RSS more than 10 % above the best peer: {', '.join(lost_m) if lost_m else 'none'}")
+        L.append("")
+    notes = os.path.join(ROOT, "bench", "NOTES.md")
+    if os.path.exists(notes):
+        L.append(open(notes).read().strip())
+    else:
+        L.append("Causes of the losses (from a callgrind or perf profile) and their fixes go in `bench/NOTES.md`, "
+                 "which the driver copies here.")
+    L.append("")
+    return L
+
+
 def make_chart(res, configs1, configs2, allocs, status, chart, tmpdir):
     """Two panels: time and peak RSS relative to glibc, per workload (1 thread,
     then 2 threads) and the geometric means. Returns an error text or None."""
@@ -387,6 +443,36 @@ unset multiplot
     if r.returncode != 0:
         return "gnuplot failed: " + r.stderr.strip()[-300:]
     return None
+
+
+def make_scaling_chart(res, scaling_wl, threads, allocs, status, chart, tmpdir):
+    usable = [a for a in allocs if not status.get(a)]
+    colors = {"glibc": "#888888", "jemalloc": "#1f77b4", "tcmalloc": "#2ca02c", "mimalloc": "#ff7f0e",
+              "spanalloc": "#d62728"}
+    gp = [f"set terminal pngcairo size {420 * len(scaling_wl) + 200},450 font 'sans,10'",
+          f"set output '{chart}'",
+          f"set multiplot layout 1,{len(scaling_wl)} title 'thread scaling (higher is better; {os.cpu_count()} CPUs)'",
+          "set logscale x 2", "set grid", "set key below", "set xlabel 'threads'",
+          "set yrange [0:*]"]
+    for w in scaling_wl:
+        dat = os.path.join(tmpdir, f"scal-{w}.dat")
+        with open(dat, "w") as f:
+            for t in threads:
+                vals = []
+                for a in usable:
+                    c = res.cell((w, t, a))
+                    vals.append(f"{c['ops'] / c['t'] / SCALE_DIV[w][0]:.5g}" if c and c.get("ok") else "NaN")
+                f.write(f"{t} " + " ".join(vals) + "\n")
+        gp.append(f"set title '{WL[w][1]}. {w}'")
+        gp.append(f"set ylabel '{SCALE_DIV[w][2]}'")
+        gp.append("plot " + ", ".join(f"'{dat}' using 1:{i + 2} title '{a}' with linespoints lw 2 "
+                                      f"lc rgb '{colors.get(a, '#000000')}'" for i, a in enumerate(usable)))
+    gp.append("unset multiplot")
+    gpf = os.path.join(tmpdir, "scal.gp")
+    with open(gpf, "w") as f:
+        f.write("\n".join(gp) + "\n")
+    r = subprocess.run(["gnuplot", gpf], capture_output=True, text=True)
+    return None if r.returncode == 0 else "gnuplot failed: " + r.stderr.strip()[-300:]
 
 
 def main():
@@ -534,6 +620,16 @@ def main():
             chart_err = make_chart(res, configs1, configs2, allocs, status, chart, td)
         if chart_err:
             log(f"bench: chart: {chart_err}")
+    scal_chart, scal_err = "", None
+    if scaling_wl and not args.no_chart:
+        if chart:
+            scal_chart = os.path.splitext(chart)[0] + "-scaling.png"
+        else:
+            scal_chart = os.path.splitext(report)[0] + ".png"
+        with tempfile.TemporaryDirectory() as td:
+            scal_err = make_scaling_chart(res, scaling_wl, scal_threads, allocs, status, scal_chart, td)
+        if scal_err:
+            log(f"bench: scaling chart: {scal_err}")
 
     # ---- the report ----
     mode = "scaling only" if args.scaling_only else ("quick (smoke run, 1/10 of the work)" if args.quick else "full")
@@ -569,6 +665,7 @@ def main():
     L.append("")
 
     if configs1 or configs2:
+        summaries = []
         L.append("## Summary: geometric means")
         L.append("")
         for title, cfgs in ((f"1 thread: all workloads run with one thread ({len(configs1)} workloads)", configs1),
@@ -578,8 +675,10 @@ def main():
             L.append(f"### {title}")
             L.append("")
             lines, gm, common = geomean_table(res, cfgs, allocs, status)
+            summaries.append((title.split(":")[0], gm))
             L += lines
             L.append("")
+        L += goals_section(res, configs1, configs2, allocs, status, summaries)
         if chart and not args.no_chart:
             if chart_err:
                 L.append(f"(chart not made: {chart_err})")
@@ -623,15 +722,19 @@ def main():
     if scaling_wl:
         L.append(f"## {11 if not args.scaling_only else 'Workload 11'}. Thread scaling" if not args.scaling_only else "## Thread scaling (workload 11)")
         L.append("")
-        L.append(f"Throughput (millions per second, medians of {scal_reps} or more runs) of workloads 3, 4 and 7 at "
+        L.append(f"Throughput (per second, medians of {scal_reps} or more runs) of workloads 3, 4 and 7 at "
                  f"{', '.join(map(str, scal_threads))} threads, on this machine ({info['cpus']} logical CPUs: "
                  "beyond that the threads time-share). The work is fixed and divided among the threads. "
                  f"Rerun on a bigger machine with `bash bench/run.sh --scaling-only --threads {args.threads}`.")
         L.append("")
+        if scal_chart:
+            L.append(f"(scaling chart not made: {scal_err})" if scal_err else
+                     f"![thread scaling]({os.path.relpath(scal_chart, os.path.dirname(report))})")
+            L.append("")
         for w in scaling_wl:
             unit = next((res.cell((w, t, a))["unit"] for t in scal_threads for a in allocs
                          if res.cell((w, t, a)) and res.cell((w, t, a)).get("ok")), "ops")
-            L.append(f"### {WL[w][1]}. {w} ({unit}, M/s)")
+            L.append(f"### {WL[w][1]}. {w} ({unit}, {SCALE_DIV[w][1]})")
             L.append("")
             L.append("| allocator | " + " | ".join(f"{t} thr" for t in scal_threads) + " |")
             L.append("| --- |" + " ---: |" * len(scal_threads))
@@ -643,7 +746,7 @@ def main():
                 for t in scal_threads:
                     c = res.cell((w, t, a))
                     if c and c.get("ok"):
-                        cells.append(f"{c['ops'] / c['t'] / 1e6:.3g}" if w != "large" else f"{c['ops'] / c['t'] / 1e6:.3g}")
+                        cells.append(f"{c['ops'] / c['t'] / SCALE_DIV[w][0]:.3g}")
                     else:
                         cells.append(f"**{c['error'] if c else 'not run'}**")
                 L.append(f"| {a} | " + " | ".join(cells) + " |")

@@ -37,6 +37,7 @@ lib_of() {
     *) echo "?" ;;
   esac
 }
+py=/usr/bin/python3; [[ -x $py ]] || py=python3
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 # Ir collected inside fp_loop_<pattern> for <count> pairs; empty on failure.
@@ -58,7 +59,7 @@ for a in ${allocators//,/ }; do
     status="unknown allocator"
   elif [[ -n $lib && ! -e $lib ]]; then
     status="not built ($lib missing)"
-  elif [[ -n $lib ]] && ! probe=$(python3 "$root/bench/bench.py" --build-dir "$build" --probe "$a" 2>/dev/null); then
+  elif [[ -n $lib ]] && ! probe=$("$py" "$root/bench/bench.py" --build-dir "$build" --probe "$a" 2>/dev/null); then
     # A short native run under an RSS watchdog first: never feed callgrind an
     # allocator that crashes or eats the machine's memory.
     status="${probe:-probe failed}"

@@ -14,7 +14,7 @@ int main(int argc, char** argv) {
   bench::Args a = bench::parse_args(argc, argv);
   const int n = a.threads;
   constexpr size_t kSlots = 32;
-  const uint64_t total_ops = bench::scaled(3000, a.scale);
+  const uint64_t total_ops = bench::scaled(1000, a.scale);
   const uint64_t per_thread = (total_ops + n - 1) / n;
   std::vector<std::atomic<void*>> slot(kSlots);
   for (auto& s : slot) s.store(nullptr);
