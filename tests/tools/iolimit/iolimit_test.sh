@@ -9,8 +9,17 @@ set -u
 IOL=${1:?usage: iolimit_test.sh PATH_TO_IOLIMIT v1|v2}
 MODE=${2:?usage: iolimit_test.sh PATH_TO_IOLIMIT v1|v2}
 fails=0
-# The work files must sit on a real disk (not tmpfs): next to the build tree.
-tmp=$(mktemp -d "${TMPDIR_DISK:-/var/tmp}/iolimit-test.XXXXXX")
+# The work files must sit on a real disk (not tmpfs or overlay): the first
+# of these directories whose file system has a block device (major != 0).
+disk_dir=""
+for d in ${TMPDIR_DISK:-} /var/tmp /tmp "$PWD"; do
+  [[ -d $d && -w $d && $(stat -c %Hd "$d" 2>/dev/null) != 0 ]] && { disk_dir=$d; break; }
+done
+if [[ -z $disk_dir ]]; then
+  echo "SKIP: no writable directory on a block device (all on tmpfs/overlay); cannot measure disk rates"
+  exit 77
+fi
+tmp=$(mktemp -d "$disk_dir/iolimit-test.XXXXXX")
 loopdev=""
 cleanup() {
   [[ -n $loopdev ]] && losetup -d "$loopdev" 2>/dev/null
