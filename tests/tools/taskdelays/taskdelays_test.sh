@@ -124,6 +124,10 @@ wait "$lpid"; nrc=$?
 [[ $nrc -eq 0 && $(wc -l <"$tmp/n.json") -eq 2 ]] && pass "-l -n 2 prints two records and exits" \
   || fail "-l -n 2: exit $nrc, $(wc -l <"$tmp/n.json") lines"
 
+# Listen mode from a child pid namespace: the kernel refuses (EINVAL), we explain.
+expect_rc 1 "listen mode in a child pid namespace" -- unshare -pf --mount-proc "$TD" -l -n 1
+expect_err "only works in the initial user and pid namespaces" "listen-in-namespace message"
+
 # --- errors -------------------------------------------------------------
 expect_rc 1 "no privilege (nobody, no capabilities)" -- \
   setpriv --reuid=65534 --regid=65534 --clear-groups --inh-caps=-all "$TD" -p 1
