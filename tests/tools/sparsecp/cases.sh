@@ -296,6 +296,34 @@ case_seek_fallback() {
   [[ $(blocks_of "$W/dst2") == $(blocks_of "$W/dense") ]] || die "dense source lost blocks"
 }
 
+# A source that shrinks or grows while it is copied (the shim truncates it
+# after 64 KiB were read): no error, no endless loop. A grown source is
+# copied to its new end. A shrunk one is copied up to its new end or up to
+# what had been read before it shrank, and those bytes are the original's.
+case_grow_shrink() {
+  local m how segs to ds orig
+  for m in auto always never; do
+    for how in "d:2M 600K" "d:64K h:1M d:64K 100K" "d:2M 3M" "d:64K h:1M d:64K 2M"; do
+      segs=(${how% *})
+      to=$(numfmt --from=iec "${how##* }")
+      mkfile "$W/src" "${segs[@]}"
+      cp "$W/src" "$W/orig"
+      orig=$(size_of "$W/orig")
+      rm -f "$W/dst"
+      shim FAULT_RESIZE_PATH="$W/src" FAULT_RESIZE_AFTER=65536 FAULT_RESIZE_TO="$to" FAULT_SHORT=1 -- \
+        timeout 30 "$SPARSECP" --sparse=$m "$W/src" "$W/dst" || die "$m $how: failed"
+      [[ $(size_of "$W/src") == "$to" ]] || die "$m $how: the shim did not resize"
+      if ((to > orig)); then
+        same_bytes "$W/src" "$W/dst"
+        continue
+      fi
+      ds=$(size_of "$W/dst")
+      ((ds >= to && ds <= orig)) || die "$m $how: copy has $ds bytes, want $to..$orig"
+      cmp -n "$ds" "$W/orig" "$W/dst" || die "$m $how: copy differs from the original"
+    done
+  done
+}
+
 # -v: extents, bytes of data and of holes, per file.
 case_verbose() {
   mkfile "$W/src" d:4K h:1M d:4K

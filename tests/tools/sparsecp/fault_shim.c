@@ -12,6 +12,10 @@
  *                            is reported as data (no holes)
  *   FAULT_WRITE_EIO_AFTER=N  writes to descriptors > 2 fail with EIO once N
  *                            bytes were written
+ *   FAULT_RESIZE_PATH=P      once N bytes (FAULT_RESIZE_AFTER) were read or
+ *   FAULT_RESIZE_AFTER=N     moved by copy_file_range, truncate(2) file P to
+ *   FAULT_RESIZE_TO=S        S bytes: a source that shrinks or grows while
+ *                            it is copied
  *   FAULT_LOG=PATH           at exit, append "eintr=N short=N cfr=N
  *                            cfr_fail=N seek_fail=N read_bytes=N cfr_bytes=N"
  *                            to PATH (bytes read from descriptors > 2, bytes
@@ -72,8 +76,18 @@ static ssize_t count_written(int fd, ssize_t r) {
   return r;
 }
 
+static void maybe_resize(void) {
+  static int done_once;
+  const char *path = knob("FAULT_RESIZE_PATH");
+  if (!path || done_once || n_read + n_cfr_bytes < atoll(knob("FAULT_RESIZE_AFTER") ?: "0"))
+    return;
+  done_once = 1;
+  if (truncate(path, atoll(knob("FAULT_RESIZE_TO") ?: "0")) != 0) abort();
+}
+
 static ssize_t count_read(int fd, ssize_t r) {
   if (r > 0 && fd > 2) n_read += r;
+  maybe_resize();
   return r;
 }
 
@@ -117,6 +131,7 @@ ssize_t copy_file_range(int in, off_t *off_in, int out, off_t *off_out, size_t n
   if (write_fails(out)) return -1;
   ssize_t r = done(syscall(SYS_copy_file_range, in, off_in, out, off_out, shorten(n), flags));
   if (r > 0) n_cfr_bytes += r;
+  maybe_resize();
   return count_written(out, r);
 }
 
