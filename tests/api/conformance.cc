@@ -1,6 +1,7 @@
 // Conformance of the standard interface: every C function and every
 // replaceable operator new/delete, across all size ranges (1 B .. 64 MiB)
 // and alignments (8 B .. 1 MiB).
+#include <dlfcn.h>
 #include <errno.h>
 #include <malloc.h>
 #include <stdlib.h>
@@ -126,6 +127,16 @@ TEST(Conformance, EveryEntryPointIsSpanalloc) {
     void *fn = resolve(e.name, e.linked);
     EXPECT_TRUE(provided_by_spanalloc(fn))
         << e.name << " is not spanalloc's (resolves to " << fn << " in '" << defining_object(fn) << "')";
+    // What shared libraries (libc, libstdc++, dlopened code) bind to: in the
+    // linked build, any name the C or C++ library also defines must resolve
+    // to the executable's definition, or their calls would bypass spanalloc.
+    if (kLinked) {
+      void *dyn = dlsym(RTLD_DEFAULT, e.name);
+      if (dyn != nullptr) {
+        EXPECT_TRUE(provided_by_spanalloc(dyn))
+            << e.name << ": shared libraries bind to '" << defining_object(dyn) << "', not to spanalloc";
+      }
+    }
   }
 }
 

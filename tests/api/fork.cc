@@ -2,6 +2,7 @@
 // child must be able to allocate and free (malloc, new, large blocks, a new
 // thread) and exit 0. alarm() turns a deadlock into a failure, in the child
 // (SIGALRM, seen by the parent) and in the parent (the test process dies).
+#include <malloc.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/wait.h>
@@ -109,11 +110,40 @@ std::string describe(int status) {
   return buf;
 }
 
+// Background housekeeping: statistics, reports, releasing memory to the OS
+// and the malloc_* extras take the allocator's other locks while forks happen.
+void housekeeping() {
+  StatsFn stats = stats_fn();
+  auto release = reinterpret_cast<size_t (*)()>(
+      resolve("spanalloc_release_free_memory", kLinked ? reinterpret_cast<void *>(
+#if SPANALLOC_API_LINKED
+                                                             &spanalloc_release_free_memory
+#else
+                                                             0
+#endif
+                                                             )
+                                                       : nullptr));
+  unsigned i = 0;
+  while (!g_stop.load(std::memory_order_relaxed)) {
+    spanalloc_stats s{};
+    if (stats) stats(&s);
+    if (release && i % 16 == 0) release();
+    if (i % 8 == 1) malloc_trim(0);
+    if (i % 8 == 2) {
+      struct mallinfo2 mi = mallinfo2();
+      escape(&mi);
+    }
+    ++i;
+    usleep(300);
+  }
+}
+
 struct Background {
   std::vector<std::thread> threads;
   explicit Background(int n) {
     g_stop = false;
     for (int i = 0; i < n; ++i) threads.emplace_back(background, i + 1);
+    threads.emplace_back(housekeeping);
   }
   ~Background() {
     g_stop = true;
