@@ -170,10 +170,11 @@ void *Realloc(void *p, size_t n) noexcept {
   }
   size_t old = UsableSize(p);
   // Keep the block when the new size fits and does not waste more than half.
+  // (old is a class size or a whole number of pages, so the same class or
+  // page count means the block already is what a new one would be.)
   if (n <= old) {
-    if (n <= kMaxSmallSize ? SizeClassOf(n) == SizeClassOf(old) || n >= old / 2
-                           : PagesFor(n) == PagesFor(old) || n >= old / 2)
-      return p;
+    if (n >= old / 2) return p;
+    if (old <= kMaxSmallSize && SizeClassOf(n) == SizeClassOf(old)) return p;
   }
   if (n > kMaxRequest) return FailNoMemory();
   void *q = Alloc(n);
