@@ -320,6 +320,36 @@ TEST(DynamicLoading, DlopenWhileThreadsAllocate) {
       if (!cosine || cosine(0.0) != 1.0) ++failures;
       dlclose(m);
     }
+    // A system library that is not loaded yet, when one is installed: the
+    // dynamic linker allocates while mapping and relocating it. sqlite3 also
+    // runs a query, allocating inside the dlopened code.
+    if (void *sq = dlopen("libsqlite3.so.0", RTLD_NOW | RTLD_LOCAL)) {
+      using OpenFn = int (*)(const char *, void **);
+      using ExecFn = int (*)(void *, const char *, int (*)(void *, int, char **, char **), void *, char **);
+      using CloseFn = int (*)(void *);
+      auto open_db = reinterpret_cast<OpenFn>(dlsym(sq, "sqlite3_open"));
+      auto exec = reinterpret_cast<ExecFn>(dlsym(sq, "sqlite3_exec"));
+      auto close_db = reinterpret_cast<CloseFn>(dlsym(sq, "sqlite3_close"));
+      void *db = nullptr;
+      if (open_db && exec && close_db && open_db(":memory:", &db) == 0) {
+        int rows = 0;
+        const char *sql =
+            "CREATE TABLE t(a, b); WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 2000) "
+            "INSERT INTO t SELECT x, printf('%0500d', x) FROM c; SELECT count(*), sum(length(b)) FROM t;";
+        auto cb = [](void *arg, int, char **vals, char **) {
+          *static_cast<int *>(arg) = atoi(vals[0]);
+          return 0;
+        };
+        if (exec(db, sql, cb, &rows, nullptr) != 0 || rows != 2000) {
+          if (failures++ == 0) first = "sqlite3 query in the dlopened library failed";
+        }
+        close_db(db);
+      }
+      dlclose(sq);
+    }
+    for (const char *name : {"libz.so.1", "libexpat.so.1", "liblzma.so.5"}) {
+      if (void *h = dlopen(name, RTLD_NOW | RTLD_LOCAL)) dlclose(h);
+    }
     void *lib = dlopen(API_DLOPEN_LIB, RTLD_NOW | (round % 2 ? RTLD_GLOBAL : RTLD_LOCAL));
     if (!lib) {
       if (failures++ == 0) first = std::string("dlopen test lib: ") + dlerror();
