@@ -390,6 +390,33 @@ TEST(Conformance, PosixMemalignAllAlignments) {
   }
 }
 
+TEST(Conformance, LargeAlignedLargeBlocks) {
+  for (size_t a : {size_t{4096}, 64 * kKiB, kMiB}) {
+    for (size_t n : {64 * kMiB, 3 * kMiB + 1}) {
+      void *p = nullptr;
+      ASSERT_EQ(posix_memalign(&p, a, opaque_size(n)), 0) << a << " " << n;
+      check_block(p, n, a, "posix_memalign");
+      free(p);
+    }
+  }
+}
+
+TEST(Conformance, MillionsOfSmallObjectsLive) {
+  constexpr size_t kCount = 3'000'000;
+  std::vector<uint64_t *> v(kCount);
+  Rng rng(12);
+  for (size_t i = 0; i < kCount; ++i) {
+    size_t n = 8 * (1 + rng.below(8));  // 8..64 bytes
+    v[i] = static_cast<uint64_t *>(malloc(opaque_size(n)));
+    ASSERT_NE(v[i], nullptr);
+    v[i][0] = i * 0x9E3779B97F4A7C15ull;
+  }
+  for (size_t i = 0; i < kCount; ++i) ASSERT_EQ(v[i][0], i * 0x9E3779B97F4A7C15ull) << "object " << i;
+  // Free in a scrambled order.
+  for (size_t i = kCount - 1; i > 0; --i) std::swap(v[i], v[rng.below(i + 1)]);
+  for (uint64_t *p : v) free(p);
+}
+
 TEST(Conformance, AlignedAllocAllAlignments) {
   for (size_t a : alignments()) {
     for (size_t n : {a, 2 * a, 5 * a, size_t{1}, a + 8}) {
