@@ -114,11 +114,11 @@ void CentralList::ToSpansLocked(void *head, int n) {
 
 int CentralList::RemoveRange(void **head, void **tail, int n) {
   MutexLock l(lock_);
-  if (n == int(batch_) && nslots_ > 0) {
+  if (nslots_ > 0 && n > 1) {  // a whole batch, even if fewer were asked for
     Batch b = slots_[--nslots_];
     *head = b.head;
     *tail = b.tail;
-    return n;
+    return int(batch_);
   }
   return FromSpansLocked(head, tail, n);
 }

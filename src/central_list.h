@@ -35,8 +35,9 @@ class alignas(64) CentralList {
   static constexpr int kMaxSlots = 64;
 
   void Init(uint32_t cl);
-  // Takes up to n objects (n <= batch); returns how many, linked from *head
-  // to *tail (tail's next is null). 0 only when the OS refuses memory.
+  // Takes n objects (n <= batch), or a whole batch from a transfer slot when
+  // one is there and n > 1; returns how many, linked from *head to *tail
+  // (tail's next is null). 0 only when the OS refuses memory.
   int RemoveRange(void **head, void **tail, int n);
   // Gives back n objects linked from head (null-terminated after n).
   void InsertRange(void *head, int n);

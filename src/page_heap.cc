@@ -68,9 +68,9 @@ Span *PageHeap::TreapErase(Span *root, Span *s) {
   return root;
 }
 
-Span *PageHeap::TreapBestFit(Length n) const {
+Span *PageHeap::TreapBestFit(Span *root, Length n) {
   Span *best = nullptr;
-  for (Span *cur = treap_; cur != nullptr;) {
+  for (Span *cur = root; cur != nullptr;) {
     if (cur->npages >= n) {
       best = cur;
       cur = cur->left;
@@ -85,16 +85,17 @@ Span *PageHeap::TreapBestFit(Length n) const {
 
 void PageHeap::LinkFreeLocked(Span *s) {
   s->state = SpanState::kFree;
+  FreeSet &set = SetOf(s);
   if (s->npages <= kMaxListPages) {
     s->prev = nullptr;
-    s->next = lists_[s->npages];
+    s->next = set.lists[s->npages];
     if (s->next) s->next->prev = s;
-    lists_[s->npages] = s;
-    nonempty_[s->npages / 64] |= uint64_t{1} << (s->npages % 64);
+    set.lists[s->npages] = s;
+    set.nonempty[s->npages / 64] |= uint64_t{1} << (s->npages % 64);
   } else {
     s->left = s->right = nullptr;
     s->priority = NextPriority();
-    treap_ = TreapInsert(treap_, s);
+    set.treap = TreapInsert(set.treap, s);
   }
   if (s->released) {
     released_bytes_ += s->bytes();
@@ -119,13 +120,14 @@ void PageHeap::QueueRemoveLocked(Span *s) {
 }
 
 void PageHeap::UnlinkFreeLocked(Span *s) {
+  FreeSet &set = SetOf(s);
   if (s->npages <= kMaxListPages) {
-    if (s->prev) s->prev->next = s->next; else lists_[s->npages] = s->next;
+    if (s->prev) s->prev->next = s->next; else set.lists[s->npages] = s->next;
     if (s->next) s->next->prev = s->prev;
-    if (lists_[s->npages] == nullptr) nonempty_[s->npages / 64] &= ~(uint64_t{1} << (s->npages % 64));
+    if (set.lists[s->npages] == nullptr) set.nonempty[s->npages / 64] &= ~(uint64_t{1} << (s->npages % 64));
     s->next = s->prev = nullptr;
   } else {
-    treap_ = TreapErase(treap_, s);
+    set.treap = TreapErase(set.treap, s);
     s->left = s->right = nullptr;
   }
   if (s->released)
@@ -164,15 +166,20 @@ void PageHeap::InsertFreeLocked(Span *s) {
   LinkFreeLocked(s);
 }
 
-Span *PageHeap::FindLocked(Length n) {
+Span *PageHeap::FindInSetLocked(FreeSet &set, Length n) {
   if (n <= kMaxListPages) {
-    for (Length w = n / 64; w < sizeof(nonempty_) / sizeof(nonempty_[0]); w++) {
-      uint64_t bits = nonempty_[w];
+    for (Length w = n / 64; w < sizeof(set.nonempty) / sizeof(set.nonempty[0]); w++) {
+      uint64_t bits = set.nonempty[w];
       if (w == n / 64) bits &= ~uint64_t{0} << (n % 64);
-      if (bits) return lists_[w * 64 + __builtin_ctzll(bits)];
+      if (bits) return set.lists[w * 64 + __builtin_ctzll(bits)];
     }
   }
-  return TreapBestFit(n);
+  return TreapBestFit(set.treap, n);
+}
+
+Span *PageHeap::FindLocked(Length n) {
+  if (Span *s = FindInSetLocked(sets_[0], n)) return s;
+  return FindInSetLocked(sets_[1], n);
 }
 
 // Takes n pages starting at an align_pages boundary out of free span s
@@ -361,27 +368,32 @@ const char *PageHeap::Validate() {
     (s->released ? released_sum : free_sum) += s->bytes();
     return nullptr;
   };
-  for (Length n = 1; n <= kMaxListPages; n++) {
-    bool bit = nonempty_[n / 64] & (uint64_t{1} << (n % 64));
-    if (bit != (lists_[n] != nullptr)) return "non-empty bitmap out of date";
-    for (Span *s = lists_[n]; s; s = s->next) {
-      if (s->npages != n) return "span in the wrong length list";
-      if (const char *e = check(s)) return e;
+  for (int which = 0; which < 2; which++) {
+    FreeSet &set = sets_[which];
+    for (Length n = 1; n <= kMaxListPages; n++) {
+      bool bit = set.nonempty[n / 64] & (uint64_t{1} << (n % 64));
+      if (bit != (set.lists[n] != nullptr)) return "non-empty bitmap out of date";
+      for (Span *s = set.lists[n]; s; s = s->next) {
+        if (s->npages != n) return "span in the wrong length list";
+        if (s->released != (which == 1)) return "span in the wrong free set";
+        if (const char *e = check(s)) return e;
+      }
     }
-  }
-  // Walk the treap iteratively with an explicit stack (depth is O(log n)).
-  Span *stack[128];
-  int sp = 0;
-  if (treap_) stack[sp++] = treap_;
-  while (sp > 0) {
-    Span *s = stack[--sp];
-    if (s->npages <= kMaxListPages) return "short span in treap";
-    if (s->left && (!Less(s->left, s) || s->left->priority > s->priority)) return "treap order broken";
-    if (s->right && (!Less(s, s->right) || s->right->priority > s->priority)) return "treap order broken";
-    if (const char *e = check(s)) return e;
-    if (sp + 2 > 128) return "treap too deep";
-    if (s->left) stack[sp++] = s->left;
-    if (s->right) stack[sp++] = s->right;
+    // Walk the treap iteratively with an explicit stack (depth is O(log n)).
+    Span *stack[128];
+    int sp = 0;
+    if (set.treap) stack[sp++] = set.treap;
+    while (sp > 0) {
+      Span *s = stack[--sp];
+      if (s->npages <= kMaxListPages) return "short span in treap";
+      if (s->released != (which == 1)) return "span in the wrong free set";
+      if (s->left && (!Less(s->left, s) || s->left->priority > s->priority)) return "treap order broken";
+      if (s->right && (!Less(s, s->right) || s->right->priority > s->priority)) return "treap order broken";
+      if (const char *e = check(s)) return e;
+      if (sp + 2 > 128) return "treap too deep";
+      if (s->left) stack[sp++] = s->left;
+      if (s->right) stack[sp++] = s->right;
+    }
   }
   if (free_sum != free_bytes_.load(std::memory_order_relaxed)) return "free byte count out of date";
   if (released_sum != released_bytes_) return "released byte count out of date";

@@ -2,10 +2,13 @@
 //
 // Free spans of up to kMaxListPages pages sit in one doubly linked list per
 // length (a bitmap says which lists are non-empty); longer ones sit in a treap
-// ordered by (length, start address), so a best fit is O(log n). Allocation
+// ordered by (length, start address), so a best fit is O(log n). Committed
+// and released free spans are kept apart, and a request is served from
+// committed memory first, so reuse does not fault pages in again. Allocation
 // takes the smallest fitting run and splits off the rest; freeing coalesces
-// with free neighbours found through the page map. Growth maps at least
-// kGrowBytes from the OS at a time.
+// with free neighbours found through the page map (a span made of committed
+// and released parts counts as committed). Growth maps at least kGrowBytes
+// from the OS at a time.
 //
 // Returning memory: committed free spans also sit in a queue in the order
 // they became free. Spans free for longer than the release delay, and the
@@ -84,13 +87,22 @@ class PageHeap {
   Span *TreapInsert(Span *root, Span *s);
   Span *TreapErase(Span *root, Span *s);
   static Span *TreapMerge(Span *a, Span *b);
-  Span *TreapBestFit(Length n) const;
+  static Span *TreapBestFit(Span *root, Length n);
   uint32_t NextPriority();
 
+  // Free spans of one state (committed or released): length lists and treap.
+  struct FreeSet {
+    Span *lists[kMaxListPages + 1] = {};                 // by length, 1..kMaxListPages
+    uint64_t nonempty[(kMaxListPages + 64) / 64] = {};  // bit n: lists[n] non-empty
+    Span *treap = nullptr;
+  };
+  FreeSet &SetOf(const Span *s) { return sets_[s->released ? 1 : 0]; }
+  Span *FindInSetLocked(FreeSet &set, Length n);
+
   Mutex lock_;
-  Span *lists_[kMaxListPages + 1] = {};         // by length, 1..kMaxListPages
-  uint64_t nonempty_[(kMaxListPages + 64) / 64] = {};  // bit n: lists_[n] non-empty
-  Span *treap_ = nullptr;
+  // sets_[0]: committed free spans, searched first (no page faults);
+  // sets_[1]: released free spans.
+  FreeSet sets_[2];
   Span *queue_head_ = nullptr;  // committed free spans, oldest first
   Span *queue_tail_ = nullptr;
   std::atomic<uint64_t> free_bytes_{0};  // written under lock_, peeked without it

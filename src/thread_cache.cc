@@ -2,6 +2,8 @@
 
 #include <pthread.h>
 
+#include <algorithm>
+
 #include "allocator.h"
 #include "central_list.h"
 #include "metadata_alloc.h"
@@ -35,8 +37,8 @@ ThreadCache *ThreadCache::CreateForCurrentThread() {
   ThreadCache *tc = g_cache_alloc.New();
   if (tc == nullptr) return nullptr;
   for (uint32_t cl = 1; cl < kNumClasses; cl++) {
-    tc->lists[cl].max_length = kClassShape[cl].batch;
-    tc->max_bytes_ += uint64_t(kClassShape[cl].batch) * kClassShape[cl].size;
+    tc->lists[cl].max_length = kInitialMaxLength;
+    tc->max_bytes_ += uint64_t(kInitialMaxLength) * kClassShape[cl].size;
   }
   {
     MutexLock l(g_registry_lock);
@@ -88,18 +90,34 @@ void ThreadCache::FreeSlow(void *p, uint32_t cl) noexcept {
   l.length++;
 }
 
+// Slow start (as TCP's): a class's max_length starts at kInitialMaxLength
+// and doubles on each miss up to one batch, so a short-lived thread takes a
+// few objects per class instead of whole batches; past one batch it grows
+// by a batch per miss while the thread's byte budget allows.
+void ThreadCache::GrowMaxLength(uint32_t cl) {
+  FreeList &l = lists[cl];
+  const ClassShape &shape = kClassShape[cl];
+  uint32_t grow = l.max_length < shape.batch ? std::min(l.max_length, shape.batch - l.max_length) : shape.batch;
+  uint64_t bytes = uint64_t(grow) * shape.size;
+  if (l.max_length >= shape.batch && (l.max_length >= kMaxLength || max_bytes_ + bytes > g_options.thread_cache_bytes))
+    return;
+  l.max_length += grow;
+  max_bytes_ += bytes;
+}
+
 void *ThreadCache::Refill(uint32_t cl) {
   FreeList &l = lists[cl];
   const ClassShape &shape = kClassShape[cl];
   void *head, *tail;
-  int got = g_central[cl].RemoveRange(&head, &tail, int(shape.batch));
+  // A whole batch may come back even when fewer are asked for (a transfer
+  // slot is taken whole); the list then simply holds more.
+  int want = int(std::min(l.max_length, shape.batch));
+  int got = g_central[cl].RemoveRange(&head, &tail, want);
   if (got == 0) return nullptr;
-  // Slow start: a thread that keeps refilling may cache more of this class,
-  // up to its byte budget.
-  uint64_t grow = uint64_t(shape.batch) * shape.size;
-  if (l.max_length < 8192 && max_bytes_ + grow <= g_options.thread_cache_bytes) {
-    l.max_length += shape.batch;
-    max_bytes_ += grow;
+  GrowMaxLength(cl);
+  if (uint32_t(got) > l.max_length) {
+    max_bytes_ += uint64_t(uint32_t(got) - l.max_length) * shape.size;
+    l.max_length = uint32_t(got);
   }
   void *p = head;
   l.head = NextOf(head);
@@ -121,7 +139,15 @@ void ThreadCache::ReleaseToCentral(uint32_t cl, uint32_t n) {
   g_central[cl].InsertRange(head, int(n));
 }
 
+// The list is full. Below one batch, a thread that frees more than it
+// allocates (a consumer) earns a longer list first, so that what it flushes
+// are whole batches, which the central list takes in O(1).
 void ThreadCache::Overflow(uint32_t cl) {
+  FreeList &l = lists[cl];
+  if (l.max_length < kClassShape[cl].batch) {
+    GrowMaxLength(cl);
+    if (l.length < l.max_length) return;
+  }
   ReleaseToCentral(cl, kClassShape[cl].batch);
   PublishBytes();
 }

@@ -7,11 +7,13 @@
 //
 // Invariants, per class cl:  length == number of objects on lists[cl]
 //                            length <= max_length
-//                            sum(max_length * size) <= budget (options)
+// and over all classes: a list may always grow to one batch; growth past
+// that keeps sum(max_length * size) <= budget (SPANALLOC_THREAD_CACHE_KB).
 // The fast paths (allocator.h) only pop and push; everything else is here:
 // refill from and flush to the central list in batches, growing max_length
-// (slow start, like TCP) while a thread keeps missing, and returning all
-// objects when the thread exits.
+// (slow start, like TCP: from 2, doubling to one batch, then a batch at a
+// time) while a thread keeps missing, and returning all objects when the
+// thread exits.
 #pragma once
 
 #include <cstdint>
@@ -38,6 +40,9 @@ class ThreadCache {
  public:
   FreeList lists[kNumClasses] = {};  // hot: the fast paths touch only this
 
+  static constexpr uint32_t kInitialMaxLength = 2;  // slow start (thread_cache.cc)
+  static constexpr uint32_t kMaxLength = 8192;
+
   constexpr ThreadCache() {
     for (uint32_t cl = 0; cl < kNumClasses; cl++) lists[cl].magic = kClassMagic[cl];
   }
@@ -62,6 +67,7 @@ class ThreadCache {
 
  private:
   static void *AllocSlowInner(uint32_t cl);
+  void GrowMaxLength(uint32_t cl);
   void *Refill(uint32_t cl);
   void Overflow(uint32_t cl);
   void ReleaseToCentral(uint32_t cl, uint32_t n);
