@@ -234,8 +234,8 @@ TEST(Errors, FreePreservesErrno) {
   }
 }
 
-TEST(Errors, MallocSuccessAfterFailureDoesNotNeedErrno) {
-  // A failure then successes: every success returns memory (errno is irrelevant).
+TEST(Errors, UsableAfterFailures) {
+  // A failure, then every size range still allocates.
   errno = 0;
   EXPECT_EQ(malloc(opaque_size(SIZE_MAX)), nullptr);
   EXPECT_EQ(errno, ENOMEM);
