@@ -406,7 +406,6 @@ def make_chart(res, configs1, configs2, allocs, status, chart, tmpdir):
         return "no data"
     dat = os.path.join(tmpdir, "chart.dat")
     with open(dat, "w") as f:
-        f.write("label " + " ".join(usable) + " " + " ".join(usable) + "\n")
         for label, rt, rm in rows:
             f.write(f'"{label}" ' + " ".join(f"{x:.4f}" if x == x else "NaN" for x in rt + rm) + "\n")
     n = len(usable)
@@ -428,6 +427,7 @@ set logscale y 2
 set grid ytics
 set key outside right top
 set xtics rotate by -35 nomirror
+set xrange [-0.6:{len(rows) - 0.4}]
 set yrange [0.0625:16]
 set ytics ('1/16' 0.0625, '1/8' 0.125, '1/4' 0.25, '1/2' 0.5, '1' 1, '2' 2, '4' 4, '8' 8, '16' 16)
 set ylabel 'time / glibc time'
@@ -494,6 +494,8 @@ def main():
     ap.add_argument("--rss-limit-mb", type=int, default=0,
                     help="kill a run whose RSS passes this (default: 8 GiB or half the memory, whichever is less)")
     ap.add_argument("--probe", default="", help=argparse.SUPPRESS)
+    ap.add_argument("--from-raw", default="", help="rewrite the report from a raw results file, running nothing "
+                    "(e.g. after editing bench/NOTES.md)")
     ap.add_argument("--raw", default="", help="raw per-run JSON (default BUILD/bench-raw.json)")
     args = ap.parse_args()
 
@@ -553,13 +555,30 @@ def main():
     chart = os.path.abspath(args.chart) if args.chart else default_chart
     raw_path = os.path.abspath(args.raw or os.path.join(build, "bench-raw.json"))
 
-    for w in set(selected) | set(scaling_wl):
+    saved = None
+    if args.from_raw:
+        saved = json.load(open(args.from_raw))
+        p = saved.get("plan", {})
+        selected = p.get("selected", selected)
+        scaling_wl = p.get("scaling_wl", scaling_wl)
+        scal_threads = p.get("scal_threads", scal_threads)
+        allocs = p.get("allocs", list(saved["status"]))
+        reps = saved.get("reps", reps)
+        scale = saved.get("scale", scale)
+        for k in ("quick", "scaling_only", "only", "threads"):
+            if k in p:
+                setattr(args, k, p[k])
+    for w in set(selected) | set(scaling_wl) if not saved else []:
         if not os.access(os.path.join(bindir, f"bench_{w}"), os.X_OK):
             sys.exit(f"bench.py: {bindir}/bench_{w} is not built (run bench/run.sh without --no-build)")
 
-    info = machine_info(build)
-    probe = [os.path.join(bindir, "bench_churn"), "--scale", "0.001"]
-    status = {a: check_allocator(a, build, probe) for a in allocs}
+    if saved:
+        info = saved["info"]
+        status = saved["status"]
+    else:
+        info = machine_info(build)
+        probe = [os.path.join(bindir, "bench_churn"), "--scale", "0.001"]
+        status = {a: check_allocator(a, build, probe) for a in allocs}
     for a, s in status.items():
         if s:
             log(f"bench: {a}: {s}")
@@ -577,18 +596,26 @@ def main():
     log(f"bench: {len(plan)} configurations, {reps} repetitions, scale {scale}, {total} runs")
 
     res = Results()
+    skip = set()
     raw = []
     done = 0
     t_start = time.monotonic()
     usable = [a for a in allocs if not status[a]]
-    for rep in range(reps):
+    for x in (saved["runs"] if saved else []):
+        res.add((x["workload"], x["threads"], x["allocator"]), x)
+        raw.append(x)
+    for rep in range(reps if not saved else 0):
         order = usable[rep % len(usable):] + usable[:rep % len(usable)] if usable else []
         for w, t, r in plan:
             if rep >= r:
                 continue
             argv = [os.path.join(bindir, f"bench_{w}"), "--threads", str(t), "--scale", str(scale)]
             for a in order:
+                if (w, t, a) in skip:
+                    continue
                 rr = run_one(argv, lib_path(a, build), timeout)
+                if "timeout" in rr.get("error", "") or "RSS over" in rr.get("error", ""):
+                    skip.add((w, t, a))  # expensive; not repeated
                 res.add((w, t, a), rr)
                 raw.append({"rep": rep, "workload": w, "threads": t, "allocator": a, **rr})
                 done += 1
@@ -596,9 +623,11 @@ def main():
                     log(f"bench: {w} threads={t} {a}: {rr['error']} {rr.get('stderr', '')}")
         log(f"bench: repetition {rep + 1}/{reps} done ({done}/{total} runs, {time.monotonic() - t_start:.0f} s)")
     run_seconds = time.monotonic() - t_start
+    if saved:
+        run_seconds = saved.get("plan", {}).get("run_seconds", sum(x["wall"] for x in raw))
 
-    fast = []
-    if not args.no_fastpath and not args.scaling_only and not only:
+    fast = saved.get("fastpath", []) if saved else []
+    if not saved and not args.no_fastpath and not args.scaling_only and not only:
         log("bench: fast-path count (callgrind)")
         r = subprocess.run(["bash", os.path.join(ROOT, "bench", "fastpath.sh"), "--build-dir", build,
                             "--allocators", ",".join(allocs)], capture_output=True, text=True)
@@ -609,10 +638,15 @@ def main():
             log("bench: fastpath.sh failed: " + r.stderr.strip()[-300:])
             fast.append({"fastpath": "(all)", "status": "fastpath.sh failed: " + r.stderr.strip()[-200:]})
 
-    info["load_end"] = os.getloadavg()
-    os.makedirs(os.path.dirname(raw_path), exist_ok=True)
-    with open(raw_path, "w") as f:
-        json.dump({"info": info, "status": status, "scale": scale, "reps": reps, "runs": raw, "fastpath": fast}, f)
+    if not saved:
+        info["load_end"] = os.getloadavg()
+        plan_info = {"selected": selected, "scaling_wl": scaling_wl, "scal_threads": scal_threads,
+                     "allocs": allocs, "run_seconds": run_seconds, "quick": args.quick,
+                     "scaling_only": args.scaling_only, "only": args.only, "threads": args.threads}
+        os.makedirs(os.path.dirname(raw_path), exist_ok=True)
+        with open(raw_path, "w") as f:
+            json.dump({"info": info, "status": status, "scale": scale, "reps": reps, "runs": raw,
+                       "fastpath": fast, "plan": plan_info}, f)
 
     chart_err = None
     if chart and not args.no_chart and (configs1 or configs2):
@@ -731,6 +765,7 @@ def main():
             L.append(f"(scaling chart not made: {scal_err})" if scal_err else
                      f"![thread scaling]({os.path.relpath(scal_chart, os.path.dirname(report))})")
             L.append("")
+        scal_notes = []
         for w in scaling_wl:
             unit = next((res.cell((w, t, a))["unit"] for t in scal_threads for a in allocs
                          if res.cell((w, t, a)) and res.cell((w, t, a)).get("ok")), "ops")
@@ -746,11 +781,17 @@ def main():
                 for t in scal_threads:
                     c = res.cell((w, t, a))
                     if c and c.get("ok"):
-                        cells.append(f"{c['ops'] / c['t'] / SCALE_DIV[w][0]:.3g}")
+                        mark = " †" if c["ok"] < c["n"] else ""
+                        if mark:
+                            scal_notes.append(f"† {a}, {w}, {t} threads: {c['n'] - c['ok']} of {c['n']} runs "
+                                              f"failed ({c['error']}); median of the rest.")
+                        cells.append(f"{c['ops'] / c['t'] / SCALE_DIV[w][0]:.3g}{mark}")
                     else:
                         cells.append(f"**{c['error'] if c else 'not run'}**")
                 L.append(f"| {a} | " + " | ".join(cells) + " |")
             L.append("")
+        if scal_notes:
+            L += scal_notes + [""]
 
     if not args.scaling_only:
         others = sorted(f for f in os.listdir(os.path.join(ROOT, "bench"))
