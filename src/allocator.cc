@@ -105,8 +105,9 @@ void FreeMisuse(void *p, const char *func, int double_free) noexcept {
 void FreeNotSmall(void *p, const char *func) noexcept {
   if (p == nullptr) return;
   Span *s = SpanOf(p);
-  if (s == nullptr || !s->contains(p) || s->state == SpanState::kFree)
-    FatalMisuse(func, p, "invalid pointer (not allocated by spanalloc)");
+  if (s == nullptr || !s->contains(p)) FatalMisuse(func, p, "invalid pointer (not allocated by spanalloc)");
+  // Heap memory that is free: most likely this block was freed already.
+  if (s->state == SpanState::kFree) FatalMisuse(func, p, "double free (the block is already free)");
   if (s->state != SpanState::kLarge || reinterpret_cast<uintptr_t>(p) != s->start_addr())
     FatalMisuse(func, p, "invalid pointer (not the start of an object)");
   int saved = errno;
@@ -162,6 +163,8 @@ void *Calloc(size_t count, size_t size) noexcept {
   return AllocLarge(total, kPageSize, true);
 }
 
+void *ReallocLarge(void *p, size_t n) noexcept;
+
 void *Realloc(void *p, size_t n) noexcept {
   if (p == nullptr) return Alloc(n);
   if (n == 0) {  // glibc: frees and returns NULL
@@ -177,11 +180,26 @@ void *Realloc(void *p, size_t n) noexcept {
     if (old <= kMaxSmallSize && SizeClassOf(n) == SizeClassOf(old)) return p;
   }
   if (n > kMaxRequest) return FailNoMemory();
+  if (old > kMaxSmallSize && n > kMaxSmallSize) {
+    if (void *q = ReallocLarge(p, n)) return q;
+  }
   void *q = Alloc(n);
   if (q == nullptr) return nullptr;  // errno set; p untouched, as C requires
   memcpy(q, p, old < n ? old : n);
   Free(p, "realloc");
   return q;
+}
+
+// A large block to a new large size without copying when possible: resized
+// in place (shrinking, or growing into a free neighbour), or, from
+// kRemapBytes up, moved page by page with mremap. nullptr: copy instead.
+void *ReallocLarge(void *p, size_t n) noexcept {
+  Span *s = SpanOf(p);  // UsableSize validated p
+  Length pages = PagesFor(n);
+  if (g_page_heap.ResizeInPlace(s, pages)) return p;
+  if (s->bytes() < kRemapBytes) return nullptr;
+  Span *moved = g_page_heap.Remap(s, pages);
+  return moved ? PageAddr(moved->start) : nullptr;
 }
 
 }  // namespace spanalloc

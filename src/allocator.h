@@ -46,6 +46,9 @@ void EnsureInitialized() noexcept;
 // Arranges for ThreadCache::DestroyCurrent to run when the thread exits.
 void RegisterThreadExit(ThreadCache *tc);
 
+// Large blocks from this size up are moved with mremap by realloc, not copied.
+inline constexpr size_t kRemapBytes = size_t{1} << 20;
+
 // ---- slow paths (allocator.cc) ------------------------------------------
 void *AllocLarge(size_t n, size_t align, bool want_zero) noexcept;
 void FreeNotSmall(void *p, const char *func) noexcept;

@@ -34,4 +34,15 @@ bool OsRelease(void *p, size_t bytes);
 // Returns [p, p+bytes) to the kernel entirely (metadata chunks only).
 void OsUnmap(void *p, size_t bytes);
 
+// Moving pages instead of copying them (realloc of large blocks):
+// Grows the mapping [p, p+old) to new_bytes where it stands; false if the
+// address space after it is taken.
+bool OsRemapInPlace(void *p, size_t old_bytes, size_t new_bytes);
+// Moves the pages of [p, p+old) to a fresh range of new_bytes aligned to
+// `align`, without copying; [p, p+old) is left unmapped. nullptr on failure
+// (then nothing has moved).
+void *OsRemapMove(void *p, size_t old_bytes, size_t new_bytes, size_t align);
+// Maps fresh zero pages exactly at [p, p+bytes) (refilling a hole).
+bool OsMapFixed(void *p, size_t bytes);
+
 }  // namespace spanalloc

@@ -303,6 +303,86 @@ void PageHeap::Free(Span *s) {
   MaybeRelease();
 }
 
+bool PageHeap::ResizeInPlace(Span *s, Length n) {
+  MutexLock l(lock_);
+  if (n == s->npages) return true;
+  if (n < s->npages) {
+    Span *tail = span_alloc_.New();
+    if (tail == nullptr) return false;
+    tail->start = s->start + n;
+    tail->npages = s->npages - n;
+    tail->released = false;
+    s->npages = n;
+    large_bytes_ -= tail->bytes();
+    InsertFreeLocked(tail);
+    return true;
+  }
+  Length need = n - s->npages;
+  PageId end = s->start + s->npages;
+  Span *right = SpanOfPage(end);
+  if (right == nullptr || right->state != SpanState::kFree || right->start != end || right->npages < need) return false;
+  UnlinkFreeLocked(right);
+  if (right->npages > need) {
+    Span *rest = span_alloc_.New();
+    if (rest == nullptr) {
+      LinkFreeLocked(right);
+      return false;
+    }
+    rest->start = right->start + need;
+    rest->npages = right->npages - need;
+    rest->released = right->released;
+    SetSpanPagesLocked(rest);
+    LinkFreeLocked(rest);
+  }
+  span_alloc_.Delete(right);
+  for (PageId p = end; p < end + need; p++) PageMapSetSpan(p, s);
+  s->npages = n;
+  large_bytes_ += need << kPageShift;
+  return true;
+}
+
+Span *PageHeap::Remap(Span *s, Length n) {
+  void *old_addr = PageAddr(s->start);
+  size_t old_bytes = s->bytes(), new_bytes = n << kPageShift;
+  // In place first: the address space after the block may be free.
+  {
+    MutexLock l(lock_);
+    if (!PageMapEnsure(s->start, n)) return nullptr;
+  }
+  if (OsRemapInPlace(old_addr, old_bytes, new_bytes)) {
+    MutexLock l(lock_);
+    for (PageId p = s->start + s->npages; p < s->start + n; p++) PageMapSetSpan(p, s);
+    large_bytes_ += new_bytes - old_bytes;
+    s->npages = n;
+    return s;
+  }
+  Span *moved = span_alloc_.New();
+  if (moved == nullptr) return nullptr;
+  void *q = OsRemapMove(old_addr, old_bytes, new_bytes, kPageSize);
+  if (q == nullptr) {
+    span_alloc_.Delete(moved);
+    return nullptr;
+  }
+  bool refilled = OsMapFixed(old_addr, old_bytes);  // the old range: fresh zero pages
+  MutexLock l(lock_);
+  if (!PageMapEnsure(PageOf(q), n)) FatalInternal("page map: no memory for a leaf after mremap");
+  moved->start = PageOf(q);
+  moved->npages = n;
+  moved->state = SpanState::kLarge;
+  for (PageId p = moved->start; p < moved->start + n; p++) PageMapSetSpan(p, moved);
+  large_bytes_ += new_bytes - old_bytes;
+  if (refilled) {
+    s->released = true;  // zero pages, not resident
+    InsertFreeLocked(s);
+  } else {
+    // The old range stays unmapped: forget it (its page-map entries must
+    // not lead to a span).
+    for (PageId p = s->start; p < s->start + s->npages; p++) PageMapSetSpan(p, nullptr);
+    span_alloc_.Delete(s);
+  }
+  return moved;
+}
+
 void PageHeap::MaybeRelease() {
   uint64_t now = NowMillis();
   // Unlocked peek: a stale read only delays the release to the next call.

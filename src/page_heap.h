@@ -55,6 +55,15 @@ class PageHeap {
   // Returns a span of either kind to the free structures.
   void Free(Span *s);
 
+  // realloc support for large spans (state kLarge, owned by the caller).
+  // Resizes s to n pages where it stands: shrinking frees the tail; growing
+  // takes the start of a free right neighbour. false if that is not free.
+  bool ResizeInPlace(Span *s, Length n);
+  // Resizes s to n pages by moving its pages (mremap), never copying them.
+  // Returns the span now holding the data (s itself if it grew in place),
+  // or nullptr if the kernel refused (s is then untouched).
+  Span *Remap(Span *s, Length n);
+
   // Releases every free committed span now; returns the bytes released.
   size_t ReleaseAll();
   // Applies the release policy (delay and cap); cheap when nothing is due.

@@ -10,6 +10,7 @@ set(SPANALLOC_INTERNAL_TESTS
   central_list_test
   thread_cache_test
   options_test
+  allocator_test
   internal_stress_test)
 
 foreach(t ${SPANALLOC_INTERNAL_TESTS})
