@@ -107,7 +107,8 @@ void FreeNotSmall(void *p, const char *func) noexcept {
   Span *s = SpanOf(p);
   if (s == nullptr || !s->contains(p)) FatalMisuse(func, p, "invalid pointer (not allocated by spanalloc)");
   // Heap memory that is free: most likely this block was freed already.
-  if (s->state == SpanState::kFree) FatalMisuse(func, p, "double free (the block is already free)");
+  if (s->state == SpanState::kFree || s->state == SpanState::kReleasing)
+    FatalMisuse(func, p, "double free (the block is already free)");
   if (s->state != SpanState::kLarge || reinterpret_cast<uintptr_t>(p) != s->start_addr())
     FatalMisuse(func, p, "invalid pointer (not the start of an object)");
   int saved = errno;

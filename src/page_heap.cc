@@ -416,7 +416,7 @@ size_t PageHeap::ReleaseLocked(bool all, uint64_t now) {
       bool due = all || now - s->free_since >= g_options.release_delay_ms || free_bytes_.load(std::memory_order_relaxed) > g_options.free_cap_bytes;
       if (!due) break;
       UnlinkFreeLocked(s);
-      s->state = SpanState::kLarge;  // not free: neighbours must not merge it
+      s->state = SpanState::kReleasing;  // neighbours must not merge it meanwhile
       batch[count++] = s;
     }
     lock_.Unlock();

@@ -7,6 +7,8 @@
 //             central list; every page maps to it, and the fast-path entry of
 //             every page holds (span start | class).
 //   kLarge -- one large object (or an aligned block); every page maps to it.
+//   kReleasing -- free, taken out of the free structures while its pages are
+//             madvised without the page-heap lock (page_heap.cc).
 //
 // Ownership: a free span is protected by the page heap lock; a small span by
 // its class's central-list lock; a large span belongs to the user until
@@ -25,7 +27,7 @@
 
 namespace spanalloc {
 
-enum class SpanState : uint8_t { kFree, kSmall, kLarge };
+enum class SpanState : uint8_t { kFree, kSmall, kLarge, kReleasing };
 
 struct Span {
   PageId start = 0;
