@@ -489,7 +489,8 @@ def main():
     ap.add_argument("--reps", type=int, default=0, help="repetitions (default 7, quick 3)")
     ap.add_argument("--scale", type=float, default=0, help="work multiplier (default 1, quick 0.1)")
     ap.add_argument("--timeout", type=float, default=0, help="seconds per run (default 120, quick 30)")
-    ap.add_argument("--report", default="", help="markdown output (default BENCHMARKS.md; quick: BUILD/BENCHMARKS-quick.md)")
+    ap.add_argument("--report", default="", help="markdown output (default BENCHMARKS.md; quick or --only: "
+                    "BUILD/BENCHMARKS-quick.md or BUILD/BENCHMARKS-partial.md)")
     ap.add_argument("--chart", default="", help="PNG output (default bench/benchmarks.png; quick: BUILD/benchmarks-quick.png)")
     ap.add_argument("--rss-limit-mb", type=int, default=0,
                     help="kill a run whose RSS passes this (default: 8 GiB or half the memory, whichever is less)")
@@ -545,9 +546,11 @@ def main():
     if args.scaling_only:
         default_report = os.path.join(ROOT, "bench", f"scaling-{os.cpu_count()}cpu.md")
         default_chart = ""
-    elif args.quick:
-        default_report = os.path.join(build, "BENCHMARKS-quick.md")
-        default_chart = os.path.join(build, "benchmarks-quick.png")
+    elif args.quick or only:
+        # Smoke and partial runs never overwrite the committed report.
+        kind = "quick" if args.quick else "partial"
+        default_report = os.path.join(build, f"BENCHMARKS-{kind}.md")
+        default_chart = os.path.join(build, f"benchmarks-{kind}.png")
     else:
         default_report = os.path.join(ROOT, "BENCHMARKS.md")
         default_chart = os.path.join(ROOT, "bench", "benchmarks.png")
@@ -568,6 +571,11 @@ def main():
         for k in ("quick", "scaling_only", "only", "threads"):
             if k in p:
                 setattr(args, k, p[k])
+        if (args.quick or args.only) and not args.scaling_only and not args.report:
+            kind = "quick" if args.quick else "partial"
+            report = os.path.join(build, f"BENCHMARKS-{kind}.md")
+            chart = "" if args.no_chart else (os.path.abspath(args.chart) if args.chart else
+                                               os.path.join(build, f"benchmarks-{kind}.png"))
     for w in set(selected) | set(scaling_wl) if not saved else []:
         if not os.access(os.path.join(bindir, f"bench_{w}"), os.X_OK):
             sys.exit(f"bench.py: {bindir}/bench_{w} is not built (run bench/run.sh without --no-build)")
