@@ -12,7 +12,8 @@
 //
 // Returning memory: committed free spans also sit in a queue in the order
 // they became free. Spans free for longer than the release delay, and the
-// oldest ones whenever free committed bytes exceed the cap, are released with
+// oldest ones whenever free committed bytes exceed the cap (the larger of
+// SPANALLOC_FREE_CAP_MB and the memory in use), are released with
 // madvise(MADV_DONTNEED). The madvise runs with the lock dropped: the span is
 // taken out of the free structures first (state kFree, in no list), so no one
 // can allocate it meanwhile.
@@ -87,6 +88,7 @@ class PageHeap {
   void UnlinkFreeLocked(Span *s);
   void QueueRemoveLocked(Span *s);
   size_t ReleaseLocked(bool all, uint64_t now);
+  uint64_t FreeCap() const;
   void SetSpanPagesLocked(Span *s);
 
   // Treap of long free spans.
