@@ -391,7 +391,7 @@ Span *PageHeap::Remap(Span *s, Length n) {
 // (bench_large: 1.7x fewer page faults than with a fixed 64 MiB cap, and a
 // lower peak RSS); what stays unused still goes back after the delay.
 uint64_t PageHeap::FreeCap() const {
-  uint64_t in_use = __atomic_load_n(&large_bytes_, __ATOMIC_RELAXED) + __atomic_load_n(&small_span_bytes_, __ATOMIC_RELAXED);
+  uint64_t in_use = large_bytes_.load(std::memory_order_relaxed) + small_span_bytes_.load(std::memory_order_relaxed);
   return std::max<uint64_t>(g_options.free_cap_bytes, in_use);
 }
 

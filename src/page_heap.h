@@ -118,8 +118,8 @@ class PageHeap {
   Span *queue_tail_ = nullptr;
   std::atomic<uint64_t> free_bytes_{0};  // written under lock_, peeked without it
   uint64_t released_bytes_ = 0;
-  uint64_t large_bytes_ = 0;
-  uint64_t small_span_bytes_ = 0;
+  std::atomic<uint64_t> large_bytes_{0};       // written under lock_, peeked without it
+  std::atomic<uint64_t> small_span_bytes_{0};  // written under lock_, peeked without it
   std::atomic<uint64_t> last_release_check_{0};
   uint32_t rng_ = 2463534242u;
   FixedAlloc<Span> span_alloc_;  // rank 4 under lock_
