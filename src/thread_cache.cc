@@ -37,8 +37,11 @@ ThreadCache *ThreadCache::CreateForCurrentThread() {
   ThreadCache *tc = g_cache_alloc.New();
   if (tc == nullptr) return nullptr;
   for (uint32_t cl = 1; cl < kNumClasses; cl++) {
-    tc->lists[cl].max_length = kInitialMaxLength;
-    tc->max_bytes_ += uint64_t(kInitialMaxLength) * kClassShape[cl].size;
+    // At least one cache line's worth, so that two threads' first objects
+    // of a tiny class do not share a line (false sharing).
+    uint32_t initial = std::max<uint32_t>(kInitialMaxLength, 64 / kClassShape[cl].size);
+    tc->lists[cl].max_length = initial;
+    tc->max_bytes_ += uint64_t(initial) * kClassShape[cl].size;
   }
   {
     MutexLock l(g_registry_lock);
