@@ -255,7 +255,7 @@ Span *PageHeap::AllocLarge(Length n, Length align_pages, bool *zeroed) {
       if (Span *s = AllocLocked(n, align_pages)) {
         s->state = SpanState::kLarge;
         s->size_class = 0;
-        for (PageId p = s->start; p < s->start + s->npages; p++) PageMapSetSpan(p, s);
+        PageMapSetRange(s->start, s->npages, s, 0, false);
         large_bytes_ += s->bytes();
         *zeroed = s->released;
         s->released = false;
@@ -275,11 +275,7 @@ Span *PageHeap::AllocSmall(Length n, uint32_t cl) {
         s->state = SpanState::kSmall;
         s->size_class = uint8_t(cl);
         s->released = false;
-        uint64_t entry = s->start_addr() | cl;
-        for (PageId p = s->start; p < s->start + s->npages; p++) {
-          PageMapSetSpan(p, s);
-          PageMapSetClass(p, entry);
-        }
+        PageMapSetRange(s->start, s->npages, s, s->start_addr() | cl, true);
         small_span_bytes_ += s->bytes();
         return s;
       }
@@ -293,7 +289,7 @@ void PageHeap::Free(Span *s) {
   {
     MutexLock l(lock_);
     if (s->state == SpanState::kSmall) {
-      for (PageId p = s->start; p < s->start + s->npages; p++) PageMapSetClass(p, 0);
+      PageMapSetRange(s->start, s->npages, s, 0, true);
       small_span_bytes_ -= s->bytes();
     } else {
       large_bytes_ -= s->bytes();
@@ -337,7 +333,7 @@ bool PageHeap::ResizeInPlace(Span *s, Length n) {
     LinkFreeLocked(rest);
   }
   span_alloc_.Delete(right);
-  for (PageId p = end; p < end + need; p++) PageMapSetSpan(p, s);
+  PageMapSetRange(end, need, s, 0, false);
   s->npages = n;
   large_bytes_ += need << kPageShift;
   return true;
@@ -353,7 +349,7 @@ Span *PageHeap::Remap(Span *s, Length n) {
   }
   if (OsRemapInPlace(old_addr, old_bytes, new_bytes)) {
     MutexLock l(lock_);
-    for (PageId p = s->start + s->npages; p < s->start + n; p++) PageMapSetSpan(p, s);
+    PageMapSetRange(s->start + s->npages, n - s->npages, s, 0, false);
     large_bytes_ += new_bytes - old_bytes;
     s->npages = n;
     return s;
@@ -371,7 +367,7 @@ Span *PageHeap::Remap(Span *s, Length n) {
   moved->start = PageOf(q);
   moved->npages = n;
   moved->state = SpanState::kLarge;
-  for (PageId p = moved->start; p < moved->start + n; p++) PageMapSetSpan(p, moved);
+  PageMapSetRange(moved->start, n, moved, 0, false);
   large_bytes_ += new_bytes - old_bytes;
   if (refilled) {
     s->released = true;  // zero pages, not resident
@@ -379,7 +375,7 @@ Span *PageHeap::Remap(Span *s, Length n) {
   } else {
     // The old range stays unmapped: forget it (its page-map entries must
     // not lead to a span).
-    for (PageId p = s->start; p < s->start + s->npages; p++) PageMapSetSpan(p, nullptr);
+    PageMapSetRange(s->start, s->npages, nullptr, 0, false);
     span_alloc_.Delete(s);
   }
   return moved;

@@ -1,5 +1,7 @@
 #include "page_map.h"
 
+#include <algorithm>
+
 #include "metadata_alloc.h"
 #include "os_memory.h"
 
@@ -39,6 +41,24 @@ void PageMapSetClass(PageId page, uint64_t entry) {
   auto *leaf = reinterpret_cast<ClassLeaf *>(reinterpret_cast<uintptr_t>(&g_zero_class_leaf) +
                                              g_class_root[page >> kLeafBits]);
   __atomic_store_n(&leaf->entry[page & (kLeafPages - 1)], entry, __ATOMIC_RELAXED);
+}
+
+}  // namespace spanalloc
+
+namespace spanalloc {
+
+void PageMapSetRange(PageId first, Length n, Span *s, uint64_t entry, bool set_class) {
+  PageId page = first, end = first + n;
+  while (page < end) {
+    PageId leaf_end = std::min<PageId>(end, (page | (kLeafPages - 1)) + 1);
+    SpanLeaf *sl = g_span_root[page >> kLeafBits].load(std::memory_order_relaxed);
+    auto *cl = reinterpret_cast<ClassLeaf *>(reinterpret_cast<uintptr_t>(&g_zero_class_leaf) +
+                                             g_class_root[page >> kLeafBits]);
+    for (; page < leaf_end; page++) {
+      __atomic_store_n(&sl->span[page & (kLeafPages - 1)], s, __ATOMIC_RELAXED);
+      if (set_class) __atomic_store_n(&cl->entry[page & (kLeafPages - 1)], entry, __ATOMIC_RELAXED);
+    }
+  }
 }
 
 }  // namespace spanalloc

@@ -64,5 +64,8 @@ inline Span *SpanOf(const void *p) { return SpanOfPage(PageOf(p)); }
 bool PageMapEnsure(PageId first, Length n);
 void PageMapSetSpan(PageId page, Span *s);
 void PageMapSetClass(PageId page, uint64_t entry);
+// Sets pages [first, first+n) to span s and, for small spans, class entry
+// `entry` (0 to leave the class map alone); one leaf lookup per leaf.
+void PageMapSetRange(PageId first, Length n, Span *s, uint64_t entry, bool set_class);
 
 }  // namespace spanalloc
