@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test: the release build (allocator, tools, bench driver smoke test),
-# then the allocator's internal tests under ASan, UBSan and TSan.
+# then the allocator's internal tests under ASan, UBSan (debug build, with the
+# allocator's debug checks) and TSan.
 # Usage: bash scripts/test.sh [--no-sanitizers]
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -39,7 +40,10 @@ else
 fi
 
 for san in "${sanitizers[@]}"; do
-  if build "build-$san" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSPANALLOC_SANITIZE="$san" \
+  # UBSan runs on a Debug build, so the allocator's debug checks
+  # (SPANALLOC_DCHECK: locks held, span states) run too.
+  type=RelWithDebInfo; [[ $san == undefined ]] && type=Debug
+  if build "build-$san" -DCMAKE_BUILD_TYPE=$type -DSPANALLOC_SANITIZE="$san" \
        -DSPANALLOC_BUILD_TOOLS=OFF -DSPANALLOC_BUILD_BENCH=OFF; then
     run_ctest "build-$san" "$san" -L internal
   else

@@ -36,6 +36,7 @@ void CentralList::UnlinkSpanLocked(Span *s) {
 }
 
 bool CentralList::GrowLocked() {
+  SPANALLOC_DCHECK(lock_.IsHeld());
   const ClassShape &shape = kClassShape[cl_];
   Span *s = g_page_heap.AllocSmall(shape.pages, cl_);
   if (s == nullptr) return false;
@@ -52,6 +53,7 @@ bool CentralList::GrowLocked() {
 }
 
 int CentralList::FromSpansLocked(void **head, void **tail, int n) {
+  SPANALLOC_DCHECK(lock_.IsHeld());
   const uint32_t size = kClassShape[cl_].size;
   void *first = nullptr;
   void *last = nullptr;
@@ -83,6 +85,7 @@ int CentralList::FromSpansLocked(void **head, void **tail, int n) {
 }
 
 void CentralList::ToSpansLocked(void *head, int n) {
+  SPANALLOC_DCHECK(lock_.IsHeld());
   const uint32_t size = kClassShape[cl_].size;
   const uint32_t objects = kClassShape[cl_].objects;
   Span *s = nullptr;

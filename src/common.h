@@ -11,6 +11,15 @@
 #define SPANALLOC_COLD __attribute__((noinline, cold))
 #define SPANALLOC_EXPORT __attribute__((visibility("default")))
 
+// Debug-build checks of preconditions (lock held, span state); compiled out
+// of release builds.
+#ifdef NDEBUG
+#define SPANALLOC_DCHECK(cond) ((void)0)
+#else
+#define SPANALLOC_DCHECK(cond) \
+  ((cond) ? (void)0 : ::spanalloc::FatalInternal("check failed: " #cond " at " __FILE__))
+#endif
+
 namespace spanalloc {
 
 // Pages of the page heap: 8 KiB, as in Go and tcmalloc.

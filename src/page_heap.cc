@@ -86,6 +86,7 @@ Span *PageHeap::TreapBestFit(Span *root, Length n) {
 // ---- free structures ----------------------------------------------------
 
 void PageHeap::LinkFreeLocked(Span *s) {
+  SPANALLOC_DCHECK(lock_.IsHeld());
   s->state = SpanState::kFree;
   FreeSet &set = SetOf(s);
   if (s->npages <= kMaxListPages) {
@@ -122,6 +123,7 @@ void PageHeap::QueueRemoveLocked(Span *s) {
 }
 
 void PageHeap::UnlinkFreeLocked(Span *s) {
+  SPANALLOC_DCHECK(lock_.IsHeld());
   FreeSet &set = SetOf(s);
   if (s->npages <= kMaxListPages) {
     if (s->prev) s->prev->next = s->next; else set.lists[s->npages] = s->next;
@@ -146,6 +148,7 @@ void PageHeap::SetSpanPagesLocked(Span *s) {
 }
 
 void PageHeap::InsertFreeLocked(Span *s) {
+  SPANALLOC_DCHECK(lock_.IsHeld());
   // Coalesce with a free left neighbour. The page map's entry for the page
   // before s may be stale (an interior page of a free span); only a span that
   // really is free and ends right there qualifies.
@@ -213,6 +216,7 @@ Span *PageHeap::SplitLocked(Span *s, Length n, Length align_pages) {
 }
 
 Span *PageHeap::AllocLocked(Length n, Length align_pages) {
+  SPANALLOC_DCHECK(lock_.IsHeld());
   Span *s = FindLocked(n + align_pages - 1);
   if (s == nullptr) return nullptr;
   UnlinkFreeLocked(s);

@@ -8,7 +8,7 @@ namespace spanalloc {
 namespace {
 
 TEST(PageMap, AbsentPagesReadAsNothing) {
-  int local;
+  int local = 0;
   EXPECT_EQ(ClassEntry(&local), 0u);
   EXPECT_EQ(SpanOf(&local), nullptr);
   EXPECT_EQ(ClassEntry(nullptr), 0u);
