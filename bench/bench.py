@@ -244,8 +244,8 @@ class Results:
 
 
 def workload_table(res, w, threads, allocs, status):
-    lines = ["| allocator | time (s) | × glibc | × best peer | peak RSS (MiB) | × glibc | × best peer | throughput |",
-             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    lines = ["| allocator | time (s) | × glibc | × best peer | peak RSS (MiB) | × glibc | × best peer | throughput | time min-max (s) |",
+             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     cells = {a: res.cell((w, threads, a)) for a in allocs}
     good = {a: c for a, c in cells.items() if c and c.get("ok")}
     best_t = min((good[a]["t"] for a in PEERS if a in good), default=None)
@@ -255,13 +255,13 @@ def workload_table(res, w, threads, allocs, status):
     for a in allocs:
         c = cells[a]
         if status.get(a):
-            lines.append(f"| {a} | {status[a]} | | | | | | |")
+            lines.append(f"| {a} | {status[a]} | | | | | | | |")
             continue
         if not c or not c.get("ok"):
             err = c["error"] if c else "not run"
             if c and c.get("stderr"):
                 err += f" (`{c['stderr'][:80]}`)"
-            lines.append(f"| {a} | **{err}** | | | | | | |")
+            lines.append(f"| {a} | **{err}** | | | | | | | |")
             continue
         mark = ""
         if c["ok"] < c["n"]:
@@ -272,11 +272,11 @@ def workload_table(res, w, threads, allocs, status):
             f"| {a}{mark} | {fmt_t(c['t'])} | {fmt_r(c['t'] / g['t']) if g else '–'} | "
             f"{fmt_r(c['t'] / best_t) if best_t else '–'} | {fmt_mb(c['rss'])} | "
             f"{fmt_r(c['rss'] / g['rss']) if g else '–'} | {fmt_r(c['rss'] / best_m) if best_m else '–'} | "
-            f"{thr / 1e6:.3g} M/s |" if thr >= 1e5 else
+            f"{thr / 1e6:.3g} M/s | {fmt_t(c['tmin'])}-{fmt_t(c['tmax'])} |" if thr >= 1e5 else
             f"| {a}{mark} | {fmt_t(c['t'])} | {fmt_r(c['t'] / g['t']) if g else '–'} | "
             f"{fmt_r(c['t'] / best_t) if best_t else '–'} | {fmt_mb(c['rss'])} | "
             f"{fmt_r(c['rss'] / g['rss']) if g else '–'} | {fmt_r(c['rss'] / best_m) if best_m else '–'} | "
-            f"{thr / 1e3:.3g} k/s |")
+            f"{thr / 1e3:.3g} k/s | {fmt_t(c['tmin'])}-{fmt_t(c['tmax'])} |")
     if w == "frag":
         lines.append("")
         lines.append("| allocator | RSS after freeing 90 % (MiB) | RSS at the end, before the last frees (MiB) |")

@@ -75,10 +75,10 @@ def main():
         text = open(report).read()
         for needle in ("# spanalloc benchmarks", "## Machine", "## Summary: geometric means",
                        "### 1 thread", "### 2 threads", "### 1. churn, 1 thread", "### 4. server, 1 thread",
-                       "### 4. server, 2 threads", "| allocator | time (s) | × glibc | × best peer | peak RSS (MiB) |"):
+                       "### 4. server, 2 threads", "| allocator | time (s) | × glibc | × best peer | peak RSS (MiB) | × glibc | × best peer | throughput | time min-max (s) |"):
             check(needle in text, f"report lacks {needle!r}")
         num = r"[0-9]+(\.[0-9]+)?"
-        row = re.compile(rf"^\| glibc \| {num} \| 1\.00 \| {num} \| {num} \| 1\.00 \| {num} \| {num} [kM]/s \|$", re.M)
+        row = re.compile(rf"^\| glibc \| {num} \| 1\.00 \| {num} \| {num} \| 1\.00 \| {num} \| {num} [kM]/s \| {num}-{num} \|$", re.M)
         check(len(row.findall(text)) == 3, "report: expected 3 glibc rows with numbers in the workload tables")
         for al in ("jemalloc", "tcmalloc", "mimalloc", "spanalloc"):
             check(re.search(rf"^\| {al}( †)? \| ", text, re.M) is not None, f"report: no row for {al}")
