@@ -253,7 +253,9 @@ bool PageHeap::GrowUnlocked(Length n) {
 
 Span *PageHeap::AllocLarge(Length n, Length align_pages, bool *zeroed) {
   MaybeRelease();
-  for (int attempt = 0; attempt < 2; attempt++) {
+  // Grow and retry until a span is found: another thread may take the new
+  // memory between our growth and our retry, which is no reason to fail.
+  for (;;) {
     {
       MutexLock l(lock_);
       if (Span *s = AllocLocked(n, align_pages)) {
@@ -268,11 +270,12 @@ Span *PageHeap::AllocLarge(Length n, Length align_pages, bool *zeroed) {
     }
     if (!GrowUnlocked(n + align_pages - 1)) return nullptr;
   }
-  return nullptr;
 }
 
 Span *PageHeap::AllocSmall(Length n, uint32_t cl) {
-  for (int attempt = 0; attempt < 2; attempt++) {
+  // Grow and retry until a span is found: another thread may take the new
+  // memory between our growth and our retry, which is no reason to fail.
+  for (;;) {
     {
       MutexLock l(lock_);
       if (Span *s = AllocLocked(n, 1)) {
@@ -286,7 +289,6 @@ Span *PageHeap::AllocSmall(Length n, uint32_t cl) {
     }
     if (!GrowUnlocked(n)) return nullptr;
   }
-  return nullptr;
 }
 
 void PageHeap::Free(Span *s) {

@@ -118,6 +118,37 @@ TEST(InternalStress, CrossThreadFreesKeepContents) {
   EXPECT_EQ(s.in_use_large, 0u);
 }
 
+// Threads racing to grow the heap: memory one thread mapped may be taken by
+// another before the first retries; that must never look like ENOMEM.
+TEST(InternalStress, ConcurrentGrowthNeverFails) {
+  std::atomic<int> failures{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 8; t++) {
+    threads.emplace_back([&, t] {
+      std::mt19937 rng(77 + t);
+      std::vector<void *> live;
+      for (int i = 0; i < 300; i++) {
+        size_t n = (size_t{1} << 20) + rng() % (64u << 20);
+        void *p = spanalloc_malloc(n);
+        if (p == nullptr) {
+          failures++;
+          continue;
+        }
+        static_cast<char *>(p)[0] = 1;
+        live.push_back(p);
+        if (live.size() > 2) {
+          spanalloc_free(live.front());
+          live.erase(live.begin());
+        }
+      }
+      for (void *p : live) spanalloc_free(p);
+    });
+  }
+  for (auto &t : threads) t.join();
+  EXPECT_EQ(failures.load(), 0);
+  EXPECT_EQ(g_page_heap.Validate(), nullptr);
+}
+
 TEST(InternalStress, ReleaseWhileAllocating) {
   std::atomic<bool> stop{false};
   std::thread releaser([&] {
