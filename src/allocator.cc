@@ -49,7 +49,6 @@ void ForkChild() {
 
 void InitOnce() {
   LoadOptions();
-  for (uint32_t cl = 1; cl < kNumClasses; cl++) g_central[cl].Init(cl);
   // The heap works from here on: what follows may allocate (glibc's
   // pthread_atfork can), and those calls must find it ready.
   g_init_state.store(2, std::memory_order_release);

@@ -11,7 +11,9 @@ namespace {
 inline void *&NextOf(void *obj) { return *static_cast<void **>(obj); }
 }  // namespace
 
-void CentralList::Init(uint32_t cl) {
+// Set up on first use, so an unused class's list is never touched (no RSS).
+void CentralList::InitLocked() {
+  uint32_t cl = uint32_t(this - g_central);
   cl_ = cl;
   batch_ = kClassShape[cl].batch;
   // Transfer slots hold at most ~256 KiB per class.
@@ -117,6 +119,7 @@ void CentralList::ToSpansLocked(void *head, int n) {
 
 int CentralList::RemoveRange(void **head, void **tail, int n) {
   MutexLock l(lock_);
+  if (SPANALLOC_UNLIKELY(batch_ == 0)) InitLocked();
   if (nslots_ > 0 && n > 1) {  // a whole batch, even if fewer were asked for
     Batch b = slots_[--nslots_];
     *head = b.head;
@@ -128,6 +131,7 @@ int CentralList::RemoveRange(void **head, void **tail, int n) {
 
 void CentralList::InsertRange(void *head, int n) {
   MutexLock l(lock_);
+  if (SPANALLOC_UNLIKELY(batch_ == 0)) InitLocked();
   if (n == int(batch_) && nslots_ < max_slots_) {
     void *tail = head;
     for (int i = 1; i < n; i++) tail = NextOf(tail);
@@ -139,11 +143,13 @@ void CentralList::InsertRange(void *head, int n) {
 
 CentralStats CentralList::Stats() {
   MutexLock l(lock_);
+  if (batch_ == 0) return CentralStats{0, 0, 0};  // never used
   return CentralStats{uint64_t(nslots_) * batch_, span_free_, spans_};
 }
 
 const char *CentralList::Validate() {
   MutexLock l(lock_);
+  if (batch_ == 0) return partial_ == nullptr && nslots_ == 0 ? nullptr : "unused list holds objects";
   uint64_t free_sum = 0;
   for (Span *s = partial_; s; s = s->next) {
     if (s->state != SpanState::kSmall || s->size_class != cl_) return "foreign span on a central list";

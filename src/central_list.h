@@ -34,7 +34,6 @@ class alignas(64) CentralList {
  public:
   static constexpr int kMaxSlots = 64;
 
-  void Init(uint32_t cl);
   // Takes n objects (n <= batch), or a whole batch from a transfer slot when
   // one is there and n > 1; returns how many, linked from *head to *tail
   // (tail's next is null). 0 only when the OS refuses memory.
@@ -51,6 +50,7 @@ class alignas(64) CentralList {
     void *head;
     void *tail;
   };
+  void InitLocked();  // this must be an element of g_central
   int FromSpansLocked(void **head, void **tail, int n);
   void ToSpansLocked(void *head, int n);
   bool GrowLocked();
