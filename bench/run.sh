@@ -39,7 +39,7 @@ if ((deps)); then
 fi
 if ((do_build)); then
   echo "run.sh: release build into $build" >&2
-  cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
+  cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DSPANALLOC_BUILD_BENCH=ON >/dev/null
   # bench_all: the workloads and libspanalloc.so only.
   # -k 0: a broken allocator must not keep the workloads from building; the
   # report then says that spanalloc failed to build.
