@@ -37,7 +37,7 @@ const OptionSpec kOptions[] = {
     {"SPANALLOC_RELEASE_DELAY_MS", Kind::kUnsigned, 1, 0, 3600 * 1000, &g_options.release_delay_ms,
      "free pages unused this long (ms) are returned to the OS"},
     {"SPANALLOC_FREE_CAP_MB", Kind::kUnsigned, uint64_t{1} << 20, 0, uint64_t{1} << 20, &g_options.free_cap_bytes,
-     "floor of the free committed memory kept before the delay; above max(this, in use) the oldest goes back at once (MiB)"},
+     "floor of the free committed memory kept before the delay; above max(this, peak in use) the oldest goes back at once (MiB)"},
     {"SPANALLOC_THREAD_CACHE_KB", Kind::kUnsigned, 1024, 64, uint64_t{1} << 20, &g_options.thread_cache_bytes,
      "most bytes of free objects one thread's cache may hold (KiB)"},
     {"SPANALLOC_REPORT", Kind::kBool, 1, 0, 1, &g_options.report_at_exit,

@@ -3,8 +3,9 @@
 // Free spans of up to kMaxListPages pages sit in one doubly linked list per
 // length (a bitmap says which lists are non-empty); longer ones sit in a treap
 // ordered by (length, start address), so a best fit is O(log n). Committed
-// and released free spans are kept apart, and a request is served from
-// committed memory first, so reuse does not fault pages in again. Allocation
+// and released free spans are kept apart: a request takes the best fit of
+// the two sets, the committed one on a tie, so reuse faults no pages in when
+// it need not. Allocation
 // takes the smallest fitting run and splits off the rest; freeing coalesces
 // with free neighbours found through the page map (a span made of committed
 // and released parts counts as committed). Growth maps at least kGrowBytes
@@ -13,7 +14,7 @@
 // Returning memory: committed free spans also sit in a queue in the order
 // they became free. Spans free for longer than the release delay, and the
 // oldest ones whenever free committed bytes exceed the cap (the larger of
-// SPANALLOC_FREE_CAP_MB and the memory in use), are released with
+// SPANALLOC_FREE_CAP_MB and the peak of the memory in use), are released with
 // madvise(MADV_DONTNEED). The madvise runs with the lock dropped: the span is
 // taken out of the free structures first (state kFree, in no list), so no one
 // can allocate it meanwhile.
@@ -89,6 +90,7 @@ class PageHeap {
   void QueueRemoveLocked(Span *s);
   size_t ReleaseLocked(bool all, uint64_t now);
   uint64_t FreeCap() const;
+  void NoteInUseLocked();
   void SetSpanPagesLocked(Span *s);
 
   // Treap of long free spans.
@@ -111,7 +113,7 @@ class PageHeap {
   Span *FindInSetLocked(FreeSet &set, Length n);
 
   Mutex lock_;
-  // sets_[0]: committed free spans, searched first (no page faults);
+  // sets_[0]: committed free spans (reuse faults nothing in);
   // sets_[1]: released free spans.
   FreeSet sets_[2];
   Span *queue_head_ = nullptr;  // committed free spans, oldest first
@@ -121,6 +123,7 @@ class PageHeap {
   std::atomic<uint64_t> large_bytes_{0};       // written under lock_, peeked without it
   std::atomic<uint64_t> small_span_bytes_{0};  // written under lock_, peeked without it
   std::atomic<uint64_t> last_release_check_{0};
+  std::atomic<uint64_t> peak_in_use_{0};  // high-water mark of large + small span bytes
   uint32_t rng_ = 2463534242u;
   FixedAlloc<Span> span_alloc_;  // rank 4 under lock_
 };
