@@ -165,13 +165,26 @@ void *Calloc(size_t count, size_t size) noexcept {
 
 void *ReallocLarge(void *p, size_t n) noexcept;
 
-void *Realloc(void *p, size_t n) noexcept {
+void *ReallocSlow(void *p, size_t n) noexcept {
   if (p == nullptr) return Alloc(n);
   if (n == 0) {  // glibc: frees and returns NULL
     Free(p, "realloc");
     return nullptr;
   }
-  size_t old = UsableSize(p);
+  // The block's size: small blocks straight from the class map (this is
+  // the path of a string grown a byte at a time), large ones via their span.
+  size_t old;
+  uint64_t e = ClassEntry(p);
+  if (uint32_t cl = uint32_t(e & kClassMask); cl != 0) {
+    if ((reinterpret_cast<uintptr_t>(p) - (e & ~kClassMask)) * kClassMagic[cl] >= kClassMagic[cl])
+      FatalMisuse("realloc", p, "invalid pointer (not the start of an object)");
+    old = ClassSize(cl);
+  } else {
+    Span *s = SpanOf(p);
+    if (s == nullptr || s->state != SpanState::kLarge || reinterpret_cast<uintptr_t>(p) != s->start_addr())
+      return FreeNotSmall(p, "realloc"), nullptr;  // reports the misuse and aborts
+    old = s->bytes();
+  }
   // Keep the block when the new size fits and does not waste more than half.
   // (old is a class size or a whole number of pages, so the same class or
   // page count means the block already is what a new one would be.)

@@ -53,7 +53,7 @@ inline constexpr size_t kRemapBytes = size_t{1} << 20;
 void *AllocLarge(size_t n, size_t align, bool want_zero) noexcept;
 void FreeNotSmall(void *p, const char *func) noexcept;
 void *AllocAligned(size_t align, size_t n) noexcept;
-void *Realloc(void *p, size_t n) noexcept;
+void *ReallocSlow(void *p, size_t n) noexcept;
 void *Calloc(size_t count, size_t size) noexcept;
 size_t UsableSize(const void *p) noexcept;
 void FreeSized(void *p, size_t n) noexcept;
@@ -96,5 +96,24 @@ SPANALLOC_INLINE void FreeWithEntry(void *p, uint64_t e, const char *func) {
 }
 
 SPANALLOC_INLINE void Free(void *p, const char *func = "free") { FreeWithEntry(p, ClassEntry(p), func); }
+
+// realloc's common case, a block that already fits (a string grown a byte
+// at a time): no call, no lock. Everything else, misuse included, is
+// ReallocSlow's. n >= old / 2 keeps the block from wasting more than half
+// and sends n == 0 (free) to the slow path.
+SPANALLOC_INLINE void *Realloc(void *p, size_t n) {
+  uint64_t e = ClassEntry(p);
+  if (uint32_t cl = uint32_t(e & kClassMask); cl != 0) {
+    size_t old = ClassSize(cl);
+    uint64_t off = reinterpret_cast<uintptr_t>(p) - (e & ~kClassMask);
+    if (n <= old && n >= old / 2 && off * kClassMagic[cl] < kClassMagic[cl]) return p;
+  } else if (p != nullptr) {
+    Span *s = SpanOf(p);
+    if (s != nullptr && s->state == SpanState::kLarge && s->start_addr() == reinterpret_cast<uintptr_t>(p) &&
+        n <= s->bytes() && n >= s->bytes() / 2)
+      return p;
+  }
+  return ReallocSlow(p, n);
+}
 
 }  // namespace spanalloc
