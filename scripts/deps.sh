@@ -3,7 +3,7 @@
 # Idempotent: installs only the packages that are missing.
 set -euo pipefail
 pkgs=(build-essential g++ cmake ninja-build pkg-config libgtest-dev googletest
-      valgrind python3 sqlite3 git time procps util-linux e2fsprogs attr
+      valgrind python3 sqlite3 git time procps util-linux mount bsdutils e2fsprogs attr
       libjemalloc2 libtcmalloc-minimal4 libmimalloc2.0 gnuplot-nox tini
       libnl-genl-3-dev libnl-3-dev libpam0g-dev libpam-modules passwd expect)
 missing=()
