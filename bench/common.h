@@ -19,9 +19,11 @@
 #include <cstdlib>
 #include <cstring>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
+#include <sched.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -178,6 +180,23 @@ inline void report(const Result& r) {
   std::snprintf(buf + n, sizeof buf - n, "}}\n");
   std::fputs(buf, stdout);
   std::fflush(stdout);
+}
+
+// Runs work(id) for id = 0 .. n-1: id 0 on the calling thread, the others on
+// new threads. All start together (a spinning barrier, so thread creation is
+// not part of what work measures) and all are joined before it returns.
+template <typename Work>
+void run_threads(int n, Work&& work) {
+  std::atomic<int> ready{0};
+  auto body = [&](int id) {
+    ready.fetch_add(1);
+    while (ready.load() < n) sched_yield();
+    work(id);
+  };
+  std::vector<std::thread> th;
+  for (int i = 1; i < n; ++i) th.emplace_back(body, i);
+  body(0);
+  for (auto& x : th) x.join();
 }
 
 }  // namespace bench

@@ -20,7 +20,6 @@ int main(int argc, char** argv) {
   const uint64_t total_objs = bench::scaled(300e3, a.scale);
   const uint64_t per_thread = (total_objs + n - 1) / n;
   std::vector<uint64_t> sums(n, 0);
-  std::atomic<int> ready{0};
   auto loop = [&](int id) {
     uint64_t sum = 0;
     for (uint64_t i = 0; i < per_thread; ++i) {
@@ -35,17 +34,10 @@ int main(int argc, char** argv) {
     std::vector<void*> given(n);
     if (passive)
       for (int i = 0; i < n; ++i) given[i] = std::malloc(8);
-    ready.store(0);
-    auto work = [&](int id) {
+    bench::run_threads(n, [&](int id) {
       if (passive) std::free(given[id]);
-      ready.fetch_add(1);
-      while (ready.load() < n) sched_yield();
       loop(id);
-    };
-    std::vector<std::thread> th;
-    for (int i = 1; i < n; ++i) th.emplace_back(work, i);
-    work(0);
-    for (auto& x : th) x.join();
+    });
   };
   bench::Timer t;
   run_phase(false);

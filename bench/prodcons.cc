@@ -48,7 +48,6 @@ int main(int argc, char** argv) {
   const uint64_t per_thread = (total_batches + n - 1) / n;
   std::vector<Queue> queues(n);
   std::vector<uint64_t> sums(n, 0);
-  std::atomic<int> ready{0};
   bench::Timer t;
   auto work = [&](int id) {
     bench::Rng rng(a.seed + id);
@@ -56,8 +55,6 @@ int main(int argc, char** argv) {
     for (auto& s : sizes) s = (uint16_t)rng.range(16, 512);
     Queue& out = queues[id];
     Queue& in = queues[(id + n - 1) % n];
-    ready.fetch_add(1);
-    while (ready.load() < n) sched_yield();
     uint64_t produced = 0, consumed = 0, sum = 0;
     size_t k = 0;
     Batch* pending = nullptr;
@@ -93,10 +90,7 @@ int main(int argc, char** argv) {
     }
     sums[id] = sum;
   };
-  std::vector<std::thread> th;
-  for (int i = 1; i < n; ++i) th.emplace_back(work, i);
-  work(0);
-  for (auto& x : th) x.join();
+  bench::run_threads(n, work);
   bench::Result res;
   res.workload = "prodcons";
   res.unit = "objects passed and freed";

@@ -25,12 +25,9 @@ int main(int argc, char** argv) {
     s.store(p, std::memory_order_relaxed);
   }
   std::vector<uint64_t> sums(n, 0);
-  std::atomic<int> ready{0};
   bench::Timer t;
   auto work = [&](int id) {
     bench::Rng rng(a.seed * 7919 + id + 1);
-    ready.fetch_add(1);
-    while (ready.load() < n) sched_yield();
     uint64_t sum = 0;
     for (uint64_t i = 0; i < per_thread; ++i) {
       size_t sz = rng.range(16, 1024);
@@ -42,10 +39,7 @@ int main(int argc, char** argv) {
     }
     sums[id] = sum;
   };
-  std::vector<std::thread> th;
-  for (int i = 1; i < n; ++i) th.emplace_back(work, i);
-  work(0);
-  for (auto& x : th) x.join();
+  bench::run_threads(n, work);
   double secs = t.seconds();
   for (auto& s : slot) std::free(s.load());
   bench::Result res;
