@@ -9,6 +9,13 @@ constinit CentralList g_central[kNumClasses];
 
 namespace {
 inline void *&NextOf(void *obj) { return *static_cast<void **>(obj); }
+// Bit count without libgcc's helper (the library links only libc).
+uint32_t PopCount(uint64_t w) {
+  w -= (w >> 1) & 0x5555555555555555ull;
+  w = (w & 0x3333333333333333ull) + ((w >> 2) & 0x3333333333333333ull);
+  w = (w + (w >> 4)) & 0x0f0f0f0f0f0f0f0full;
+  return uint32_t((w * 0x0101010101010101ull) >> 56);
+}
 }  // namespace
 
 // Set up on first use, so an unused class's list is never touched (no RSS).
@@ -154,7 +161,7 @@ const char *CentralList::Validate() {
   for (Span *s = partial_; s; s = s->next) {
     if (s->state != SpanState::kSmall || s->size_class != cl_) return "foreign span on a central list";
     uint32_t pop = 0;
-    for (uint64_t w : s->free_bits) pop += __builtin_popcountll(w);
+    for (uint64_t w : s->free_bits) pop += PopCount(w);
     if (pop != s->free_count) return "span free count differs from its bitmap";
     if (s->free_count == 0 || s->free_count > kClassShape[cl_].objects) return "span free count out of range";
     free_sum += s->free_count;

@@ -5,6 +5,24 @@
 
 #include "allocator.h"
 
+// libspanalloc does not depend on libstdc++, so preloading it into a C
+// program does not map the C++ runtime (about 1 MiB of RSS). The few
+// runtime entry points operator new's failure path needs are weak
+// references: they are bound whenever the program has the C++ runtime,
+// which every program calling operator new has (one that dlopens its C++
+// code later gets an abort with a message instead of std::bad_alloc).
+namespace std {
+new_handler get_new_handler() noexcept __attribute__((weak));
+[[noreturn]] void __throw_bad_alloc() __attribute__((weak));
+}  // namespace std
+extern "C" {
+void *__cxa_begin_catch(void *) noexcept __attribute__((weak));
+void __cxa_end_catch() __attribute__((weak));
+}
+// The personality routine is referenced from the unwind tables the compiler
+// writes, where no attribute reaches: mark the symbol weak for the assembler.
+asm(".weak __gxx_personality_v0");
+
 using namespace spanalloc;
 
 namespace {
@@ -15,10 +33,11 @@ SPANALLOC_COLD void *NewSlow(size_t n, size_t align, bool nothrow) {
   for (;;) {
     void *p = align ? AllocAligned(align, n) : Alloc(n);
     if (p != nullptr) return p;
-    std::new_handler handler = std::get_new_handler();
+    std::new_handler handler = std::get_new_handler ? std::get_new_handler() : nullptr;
     if (handler == nullptr) {
       if (nothrow) return nullptr;
-      throw std::bad_alloc();
+      if (std::__throw_bad_alloc == nullptr) FatalInternal("operator new: out of memory, and no C++ runtime loaded to throw std::bad_alloc");
+      std::__throw_bad_alloc();
     }
     if (nothrow) {
       try {

@@ -28,3 +28,11 @@ endforeach()
 add_test(NAME size_classes_table_is_generated
   COMMAND sh -c "\"$<TARGET_FILE:mksizeclasses>\" | cmp - \"${CMAKE_SOURCE_DIR}/src/size_classes_table.inc\"")
 set_tests_properties(size_classes_table_is_generated PROPERTIES LABELS internal)
+
+# The shared library needs nothing but libc: preloading it into a C program
+# must not map the C++ runtime (new_delete.cc binds it weakly).
+if(TARGET spanalloc_shared)
+  add_test(NAME shared_library_needs_only_libc
+    COMMAND sh -c "readelf -d \"$<TARGET_FILE:spanalloc_shared>\" | grep NEEDED | grep -v 'libc.so.6' && exit 1; LD_PRELOAD=\"$<TARGET_FILE:spanalloc_shared>\" sh -c 'grep -q libspanalloc /proc/self/maps && ! grep -q libstdc++ /proc/self/maps'")
+  set_tests_properties(shared_library_needs_only_libc PROPERTIES LABELS internal)
+endif()

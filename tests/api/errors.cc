@@ -342,6 +342,17 @@ TEST(Errors, NothrowNewReturnsNullptr) {
   expect_usable();
 }
 
+// A new-handler that throws std::bad_alloc: the nothrow forms catch it and
+// return nullptr, the throwing forms let it through.
+TEST(Errors, NothrowNewCatchesAThrowingHandler) {
+  std::set_new_handler([] { throw std::bad_alloc(); });
+  EXPECT_EQ(::operator new(opaque_size(SIZE_MAX), std::nothrow), nullptr);
+  EXPECT_EQ(::operator new[](opaque_size(SIZE_MAX), std::align_val_t{64}, std::nothrow), nullptr);
+  EXPECT_THROW((void)::operator new(opaque_size(SIZE_MAX)), std::bad_alloc);
+  std::set_new_handler(nullptr);
+  expect_usable();
+}
+
 // Real exhaustion: under an address-space limit, allocation fails with
 // NULL/ENOMEM (not a crash), operator new throws, and once memory is freed
 // the allocator serves requests again. Runs in a child process.
