@@ -99,43 +99,43 @@ void FreeMisuse(void *p, const char *func, int double_free) noexcept {
   FatalMisuse(func, p, double_free ? "double free" : "invalid pointer (not the start of an object)");
 }
 
-// free() of a pointer whose page holds no small span: a large object, null,
-// or not ours.
-void FreeNotSmall(void *p, const char *func) noexcept {
-  if (p == nullptr) return;
+// The span of large block p, or a fatal report of why p is not one: not
+// ours, already free (most likely a double free), or inside a block.
+Span *LargeSpanOf(const void *p, const char *func) noexcept {
   Span *s = SpanOf(p);
   if (s == nullptr || !s->contains(p)) FatalMisuse(func, p, "invalid pointer (not allocated by spanalloc)");
-  // Heap memory that is free: most likely this block was freed already.
   if (s->state == SpanState::kFree || s->state == SpanState::kReleasing)
     FatalMisuse(func, p, "double free (the block is already free)");
   if (s->state != SpanState::kLarge || reinterpret_cast<uintptr_t>(p) != s->start_addr())
     FatalMisuse(func, p, "invalid pointer (not the start of an object)");
+  return s;
+}
+
+// free() of a pointer whose page holds no small span: a large object, null,
+// or not ours.
+void FreeNotSmall(void *p, const char *func) noexcept {
+  if (p == nullptr) return;
+  Span *s = LargeSpanOf(p, func);
   int saved = errno;
   g_page_heap.Free(s);
   errno = saved;
 }
 
-size_t UsableSize(const void *p) noexcept {
+size_t UsableSize(const void *p, const char *func) noexcept {
   if (p == nullptr) return 0;
   uint64_t e = ClassEntry(p);
-  uint32_t cl = uint32_t(e & kClassMask);
-  if (cl != 0) {
-    uint64_t off = reinterpret_cast<uintptr_t>(p) - (e & ~kClassMask);
-    if (off * kClassMagic[cl] >= kClassMagic[cl])
-      FatalMisuse("malloc_usable_size", p, "invalid pointer (not the start of an object)");
+  if (uint32_t cl = uint32_t(e & kClassMask); cl != 0) {
+    if (!IsObjectStart(p, e)) FatalMisuse(func, p, "invalid pointer (not the start of an object)");
     return ClassSize(cl);
   }
-  Span *s = SpanOf(p);
-  if (s == nullptr || s->state != SpanState::kLarge || reinterpret_cast<uintptr_t>(p) != s->start_addr())
-    FatalMisuse("malloc_usable_size", p, "invalid pointer (not allocated by spanalloc)");
-  return s->bytes();
+  return LargeSpanOf(p, func)->bytes();
 }
 
 void FreeSized(void *p, size_t n) noexcept {
   if (p == nullptr) return;
   // The size must fit the block; a mismatch means the caller's bookkeeping
   // is wrong, and trusting it could corrupt the heap.
-  size_t usable = UsableSize(p);
+  size_t usable = UsableSize(p, "free_sized");
   if (n > usable) FatalMisuse("free_sized", p, "size larger than the block (sized free mismatch)");
   Free(p, "free_sized");
 }
@@ -171,20 +171,7 @@ void *ReallocSlow(void *p, size_t n) noexcept {
     Free(p, "realloc");
     return nullptr;
   }
-  // The block's size: small blocks straight from the class map (this is
-  // the path of a string grown a byte at a time), large ones via their span.
-  size_t old;
-  uint64_t e = ClassEntry(p);
-  if (uint32_t cl = uint32_t(e & kClassMask); cl != 0) {
-    if ((reinterpret_cast<uintptr_t>(p) - (e & ~kClassMask)) * kClassMagic[cl] >= kClassMagic[cl])
-      FatalMisuse("realloc", p, "invalid pointer (not the start of an object)");
-    old = ClassSize(cl);
-  } else {
-    Span *s = SpanOf(p);
-    if (s == nullptr || s->state != SpanState::kLarge || reinterpret_cast<uintptr_t>(p) != s->start_addr())
-      return FreeNotSmall(p, "realloc"), nullptr;  // reports the misuse and aborts
-    old = s->bytes();
-  }
+  size_t old = UsableSize(p, "realloc");
   // Keep the block when the new size fits and does not waste more than half.
   // (old is a class size or a whole number of pages, so the same class or
   // page count means the block already is what a new one would be.)
@@ -254,7 +241,7 @@ SPANALLOC_EXPORT void spanalloc_free_sized(void *ptr, size_t size) {
   FreeSized(ptr, size);
   errno = saved;
 }
-SPANALLOC_EXPORT size_t spanalloc_usable_size(const void *ptr) { return UsableSize(ptr); }
+SPANALLOC_EXPORT size_t spanalloc_usable_size(const void *ptr) { return UsableSize(ptr, "spanalloc_usable_size"); }
 SPANALLOC_EXPORT size_t spanalloc_release_free_memory(void) {
   EnsureInitialized();
   if (tls_cache != &g_empty_cache) tls_cache->FlushAll();

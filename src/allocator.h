@@ -58,11 +58,21 @@ void FreeNotSmall(void *p, const char *func) noexcept;
 void *AllocAligned(size_t align, size_t n) noexcept;
 void *ReallocSlow(void *p, size_t n) noexcept;
 void *Calloc(size_t count, size_t size) noexcept;
-size_t UsableSize(const void *p) noexcept;
+// Usable bytes of block p (0 for null); a fatal report naming func when p is
+// not a block's start.
+size_t UsableSize(const void *p, const char *func) noexcept;
 void FreeSized(void *p, size_t n) noexcept;
 SPANALLOC_COLD void *FailNoMemory() noexcept;
 
 // ---- fast paths ---------------------------------------------------------
+
+// True when p, in a small span with class-map entry e (class != 0), is the
+// start of an object: (p - span start) % size == 0, by the class's magic.
+SPANALLOC_INLINE bool IsObjectStart(const void *p, uint64_t e) {
+  uint64_t off = reinterpret_cast<uintptr_t>(p) - (e & ~kClassMask);
+  uint64_t magic = kClassMagic[e & kClassMask];
+  return off * magic < magic;
+}
 
 SPANALLOC_INLINE void *AllocSmall(uint32_t cl) {
   FreeList &l = tls_cache->lists[cl];
@@ -108,8 +118,7 @@ SPANALLOC_INLINE void *Realloc(void *p, size_t n) {
   uint64_t e = ClassEntry(p);
   if (uint32_t cl = uint32_t(e & kClassMask); cl != 0) {
     size_t old = ClassSize(cl);
-    uint64_t off = reinterpret_cast<uintptr_t>(p) - (e & ~kClassMask);
-    if (n <= old && n >= old / 2 && off * kClassMagic[cl] < kClassMagic[cl]) return p;
+    if (n <= old && n >= old / 2 && IsObjectStart(p, e)) return p;
   } else if (p != nullptr) {
     Span *s = SpanOf(p);
     if (s != nullptr && s->state == SpanState::kLarge && s->start_addr() == reinterpret_cast<uintptr_t>(p) &&

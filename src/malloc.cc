@@ -77,7 +77,7 @@ SPANALLOC_EXPORT void *pvalloc(size_t n) noexcept {
   return AllocAligned(page, rounded ? rounded : page);
 }
 
-SPANALLOC_EXPORT size_t malloc_usable_size(void *p) noexcept { return UsableSize(p); }
+SPANALLOC_EXPORT size_t malloc_usable_size(void *p) noexcept { return UsableSize(p, "malloc_usable_size"); }
 
 SPANALLOC_EXPORT void free_sized(void *p, size_t n) noexcept {
   int saved = errno;

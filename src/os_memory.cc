@@ -10,30 +10,32 @@ namespace spanalloc {
 constinit OsCounters g_os_counters;
 
 namespace {
-void *MapRaw(size_t bytes) {
-  void *p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+void *MapRaw(size_t bytes, int prot) {
+  void *p = mmap(nullptr, bytes, prot, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   return p == MAP_FAILED ? nullptr : p;
+}
+
+// Maps bytes + align at `prot` and unmaps what lies before the first
+// `align` boundary and after the `bytes` that follow it; nullptr on failure.
+void *MapAligned(size_t bytes, size_t align, int prot) {
+  size_t padded = bytes + align;
+  char *raw = static_cast<char *>(MapRaw(padded, prot));
+  if (raw == nullptr) return nullptr;
+  uintptr_t start = (reinterpret_cast<uintptr_t>(raw) + align - 1) & ~(uintptr_t(align) - 1);
+  size_t head = start - reinterpret_cast<uintptr_t>(raw);
+  if (head) munmap(raw, head);
+  size_t tail = padded - head - bytes;
+  if (tail) munmap(reinterpret_cast<char *>(start) + bytes, tail);
+  return reinterpret_cast<void *>(start);
 }
 }  // namespace
 
 void *OsMap(size_t bytes, size_t align) {
   int saved = errno;  // callers decide what errno the user sees
-  void *p = MapRaw(bytes);
+  void *p = MapRaw(bytes, PROT_READ | PROT_WRITE);
   if (p != nullptr && (reinterpret_cast<uintptr_t>(p) & (align - 1)) != 0) {
-    // Over-map by `align` and trim both ends to get the alignment.
-    munmap(p, bytes);
-    size_t padded = bytes + align;
-    char *raw = static_cast<char *>(MapRaw(padded));
-    if (raw == nullptr) {
-      p = nullptr;
-    } else {
-      uintptr_t start = (reinterpret_cast<uintptr_t>(raw) + align - 1) & ~(uintptr_t(align) - 1);
-      size_t head = start - reinterpret_cast<uintptr_t>(raw);
-      if (head) munmap(raw, head);
-      size_t tail = padded - head - bytes;
-      if (tail) munmap(reinterpret_cast<char *>(start) + bytes, tail);
-      p = reinterpret_cast<void *>(start);
-    }
+    munmap(p, bytes);  // not aligned: over-map and trim instead
+    p = MapAligned(bytes, align, PROT_READ | PROT_WRITE);
   }
   errno = saved;
   if (p != nullptr) {
@@ -70,20 +72,15 @@ bool OsRemapInPlace(void *p, size_t old_bytes, size_t new_bytes) {
 
 void *OsRemapMove(void *p, size_t old_bytes, size_t new_bytes, size_t align) {
   int saved = errno;
-  // Reserve an aligned target, then move the pages onto it.
-  size_t padded = new_bytes + align;
-  void *raw = mmap(nullptr, padded, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  // Reserve an aligned target, then move the pages onto it (the move
+  // replaces the reservation).
+  void *target = MapAligned(new_bytes, align, PROT_NONE);
   void *result = nullptr;
-  if (raw != MAP_FAILED) {
-    uintptr_t target = (reinterpret_cast<uintptr_t>(raw) + align - 1) & ~(uintptr_t(align) - 1);
-    void *q = mremap(p, old_bytes, new_bytes, MREMAP_MAYMOVE | MREMAP_FIXED, reinterpret_cast<void *>(target));
-    size_t head = target - reinterpret_cast<uintptr_t>(raw);
+  if (target != nullptr) {
+    void *q = mremap(p, old_bytes, new_bytes, MREMAP_MAYMOVE | MREMAP_FIXED, target);
     if (q == MAP_FAILED) {
-      munmap(raw, padded);
+      munmap(target, new_bytes);
     } else {
-      if (head) munmap(raw, head);
-      size_t tail = padded - head - new_bytes;
-      if (tail) munmap(reinterpret_cast<char *>(target) + new_bytes, tail);
       result = q;
       g_os_counters.mapped.fetch_add(new_bytes - old_bytes, std::memory_order_relaxed);
     }

@@ -177,11 +177,17 @@ void ThreadCache::DestroyCurrent() {
   tc->FlushAll();
   {
     MutexLock l(g_registry_lock);
-    if (tc->reg_prev_) tc->reg_prev_->reg_next_ = tc->reg_next_; else g_registry = tc->reg_next_;
-    if (tc->reg_next_) tc->reg_next_->reg_prev_ = tc->reg_prev_;
-    g_registry_count--;
+    tc->UnregisterLocked();
   }
   g_cache_alloc.Delete(tc);
+}
+
+// Takes this cache off the registry. g_registry_lock held (or, in a fork
+// child, no other thread left).
+void ThreadCache::UnregisterLocked() {
+  if (reg_prev_) reg_prev_->reg_next_ = reg_next_; else g_registry = reg_next_;
+  if (reg_next_) reg_next_->reg_prev_ = reg_prev_;
+  g_registry_count--;
 }
 
 void ThreadCache::LockRegistry() {
@@ -205,9 +211,7 @@ void ThreadCache::AfterForkChild() {
     ThreadCache *next = tc->reg_next_;
     if (tc != self) {
       tc->FlushAll();
-      if (tc->reg_prev_) tc->reg_prev_->reg_next_ = tc->reg_next_; else g_registry = tc->reg_next_;
-      if (tc->reg_next_) tc->reg_next_->reg_prev_ = tc->reg_prev_;
-      g_registry_count--;
+      tc->UnregisterLocked();
       g_cache_alloc.Delete(tc);
     }
     tc = next;

@@ -72,6 +72,7 @@ class ThreadCache {
   void Overflow(uint32_t cl);
   void ReleaseToCentral(uint32_t cl, uint32_t n);
   void PublishBytes();
+  void UnregisterLocked();
   static ThreadCache *CreateForCurrentThread();
 
   uint64_t max_bytes_ = 0;  // sum of max_length * size
