@@ -27,17 +27,9 @@ n=$(( (n + 255) / 256 * 256 ))
 bin=$build/bin/bench_fastpath
 [[ -x $bin ]] || { echo "fastpath.sh: $bin not built" >&2; exit 1; }
 command -v valgrind >/dev/null || { echo "fastpath.sh: valgrind missing (run scripts/deps.sh)" >&2; exit 1; }
-lib_of() {
-  case $1 in
-    glibc) echo "" ;;
-    jemalloc) echo /usr/lib/x86_64-linux-gnu/libjemalloc.so.2 ;;
-    tcmalloc) echo /usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4 ;;
-    mimalloc) echo /usr/lib/x86_64-linux-gnu/libmimalloc.so.2 ;;
-    spanalloc) echo "$build/libspanalloc.so" ;;
-    *) echo "?" ;;
-  esac
-}
 py=/usr/bin/python3; [[ -x $py ]] || py=python3
+# The library of allocator $1 from the one table (bench/allocators.py); "?" if unknown.
+lib_of() { "$py" "$root/bench/allocators.py" path "$1" "$build" 2>/dev/null || echo "?"; }
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 # Ir collected inside fp_loop_<pattern> for <count> pairs; empty on failure.

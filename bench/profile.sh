@@ -28,14 +28,8 @@ done
 ((${#args[@]} == 2)) || { sed -n '2,11p' "$0"; exit 2; }
 w=${args[0]}
 a=${args[1]}
-case $a in
-  glibc) lib="" ;;
-  jemalloc) lib=/usr/lib/x86_64-linux-gnu/libjemalloc.so.2 ;;
-  tcmalloc) lib=/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4 ;;
-  mimalloc) lib=/usr/lib/x86_64-linux-gnu/libmimalloc.so.2 ;;
-  spanalloc) lib=$build/libspanalloc.so ;;
-  *) echo "profile.sh: unknown allocator $a" >&2; exit 2 ;;
-esac
+py=/usr/bin/python3; [[ -x $py ]] || py=python3
+lib=$("$py" "$root/bench/allocators.py" path "$a" "$build") || { echo "profile.sh: unknown allocator $a" >&2; exit 2; }
 bin=$build/bin/bench_$w
 [[ -x $bin ]] || { echo "profile.sh: $bin not built" >&2; exit 1; }
 out=$build/profile

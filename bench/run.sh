@@ -4,7 +4,7 @@
 #   bash bench/run.sh                  full run (~10-15 min on 2 cores): BENCHMARKS.md + bench/benchmarks.png
 #   bash bench/run.sh --quick          smoke run (< 3 min): build/BENCHMARKS-quick.md
 #   bash bench/run.sh --only churn,app one or more workloads (names or numbers 1-10; 11 or scaling)
-#   bash bench/run.sh --scaling-only --threads 1,2,4,8,16,32
+#   bash bench/run.sh --scaling-only --threads 1,2,4,8,16,32,64
 #                                      workload 11 only: bench/scaling-<N>cpu.md
 #   bash bench/fastpath.sh             fast-path instruction counts only
 #
