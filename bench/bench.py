@@ -25,7 +25,7 @@ import runs
 from allocators import ALL_ALLOCATORS, ROOT
 from charts import make_chart, make_scaling_chart
 from report import render
-from runs import SCALING, WL, WORKLOADS, Results, check_allocator, log, machine_info, run_plan
+from runs import MANY, SCALING, WL, WORKLOADS, Results, check_allocator, log, machine_info, run_plan
 
 RunSummary = types.SimpleNamespace
 
@@ -38,6 +38,9 @@ def main():
     ap.add_argument("--threads", default="1,2,4,8,16", help="thread counts of the scaling run (workload 11)")
     ap.add_argument("--scaling-only", action="store_true", help="run only the scaling run (workloads 3, 4, 7)")
     ap.add_argument("--no-scaling", action="store_true")
+    ap.add_argument("--many-threads", default="1,2,8,16,64",
+                    help="thread counts of the many-threads table (workload 12, livesets)")
+    ap.add_argument("--no-many", action="store_true", help="skip the many-threads table")
     ap.add_argument("--no-fastpath", action="store_true")
     ap.add_argument("--no-chart", action="store_true")
     ap.add_argument("--allocators", default=",".join(ALL_ALLOCATORS))
@@ -80,14 +83,16 @@ def main():
             n = int(x)
             if n == 11:
                 only.add("scaling")
+            elif n == 12:
+                only.add(MANY)
             elif 1 <= n <= 10:
                 only.add(WORKLOADS[n - 1][0])
             else:
                 ap.error(f"no workload {x}")
-        elif x in WL or x == "scaling":
+        elif x in WL or x in ("scaling", MANY):
             only.add(x)
         else:
-            ap.error(f"unknown workload {x} (known: {', '.join(WL)}, scaling)")
+            ap.error(f"unknown workload {x} (known: {', '.join(WL)}, scaling, {MANY})")
     selected = [w[0] for w in WORKLOADS if not only or w[0] in only]
     if args.scaling_only:
         selected = []
@@ -96,6 +101,9 @@ def main():
         scaling_wl = SCALING[:]
     else:
         scaling_wl = []
+    many_threads = [int(x) for x in args.many_threads.split(",") if x.strip()]
+    if args.scaling_only or args.no_many or (only and MANY not in only):
+        many_threads = []
 
     if args.scaling_only:
         default_report = os.path.join(ROOT, "bench", f"scaling-{os.cpu_count()}cpu.md")
@@ -119,6 +127,7 @@ def main():
         selected = p.get("selected", selected)
         scaling_wl = p.get("scaling_wl", scaling_wl)
         scal_threads = p.get("scal_threads", scal_threads)
+        many_threads = p.get("many_threads", [])
         allocs = p.get("allocs", list(saved["status"]))
         reps = saved.get("reps", reps)
         scale = saved.get("scale", scale)
@@ -130,7 +139,7 @@ def main():
             report = os.path.join(build, f"BENCHMARKS-{kind}.md")
             chart = "" if args.no_chart else (os.path.abspath(args.chart) if args.chart else
                                                os.path.join(build, f"benchmarks-{kind}.png"))
-    for w in set(selected) | set(scaling_wl) if not saved else []:
+    for w in set(selected) | set(scaling_wl) | ({MANY} if many_threads else set()) if not saved else []:
         if not os.access(os.path.join(bindir, f"bench_{w}"), os.X_OK):
             sys.exit(f"bench.py: {bindir}/bench_{w} is not built (run bench/run.sh without --no-build)")
 
@@ -150,6 +159,8 @@ def main():
     configs2 = [(w, 2) for w in selected if WL[w][2]]
     plan = [(w, t, reps) for w, t in configs1 + configs2]
     scal_reps = max(1, min(reps, 5) if not args.quick else 1)
+    for t in many_threads:
+        plan.append((MANY, t, reps))
     for w in scaling_wl:
         for t in scal_threads:
             if (w, t) not in configs1 + configs2:
@@ -182,7 +193,7 @@ def main():
 
     if not saved:
         info["load_end"] = os.getloadavg()
-        plan_info = {"selected": selected, "scaling_wl": scaling_wl, "scal_threads": scal_threads,
+        plan_info = {"selected": selected, "scaling_wl": scaling_wl, "scal_threads": scal_threads, "many_threads": many_threads,
                      "allocs": allocs, "run_seconds": run_seconds, "quick": args.quick,
                      "scaling_only": args.scaling_only, "only": args.only, "threads": args.threads}
         os.makedirs(os.path.dirname(raw_path), exist_ok=True)
@@ -209,7 +220,7 @@ def main():
 
     summary = RunSummary(args=args, info=info, reps=reps, scale=scale, run_seconds=run_seconds, allocs=allocs,
                          status=status, build=build, res=res, configs1=configs1, configs2=configs2, chart=chart,
-                         chart_err=chart_err, fast=fast, scaling_wl=scaling_wl, scal_threads=scal_threads,
+                         chart_err=chart_err, fast=fast, scaling_wl=scaling_wl, scal_threads=scal_threads, many_threads=many_threads,
                          scal_reps=scal_reps, scal_chart=scal_chart, scal_err=scal_err, report=report,
                          selected=selected)
     text = render(summary)

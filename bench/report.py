@@ -5,7 +5,7 @@ import math
 import os
 
 from allocators import PEERS, ROOT, lib_path
-from runs import SCALE_DIV, WL, WORKLOADS
+from runs import MANY, MANY_TITLE, SCALE_DIV, WL, WORKLOADS
 
 
 def fmt_t(s):
@@ -154,6 +154,38 @@ def goals_section(res, configs1, configs2, allocs, status, summaries):
     return L
 
 
+def many_threads_section(r):
+    """Workload 12: time and peak RSS at thread counts above the core count,
+    with spanalloc's RSS against glibc's (goal: within x 1.2 at 64 threads)."""
+    L = [f"## 12. {MANY}: {MANY_TITLE}", "",
+         f"`bench_{MANY} --threads N --scale {r.scale:g}`: the work is per thread (weak scaling), so time grows "
+         f"with the threads beyond the {r.info['cpus']} CPUs. Cells: median time (s) / median peak RSS (MiB), "
+         "then peak RSS × glibc's at that thread count.", "",
+         "| allocator | " + " | ".join(f"{t} thr" for t in r.many_threads) + " |",
+         "| --- |" + " ---: |" * len(r.many_threads)]
+    for a in r.allocs:
+        if r.status[a]:
+            L.append(f"| {a} | {r.status[a]} |" + " |" * (len(r.many_threads) - 1))
+            continue
+        cells = []
+        for t in r.many_threads:
+            c, g = r.res.cell((MANY, t, a)), r.res.cell((MANY, t, "glibc"))
+            if c and c.get("ok"):
+                ratio = f" (× {c['rss'] / g['rss']:.2f})" if g and g.get("ok") else ""
+                cells.append(f"{fmt_t(c['t'])} / {fmt_mb(c['rss'])}{ratio}")
+            else:
+                cells.append(f"**{c['error'] if c else 'not run'}**")
+        L.append(f"| {a} | " + " | ".join(cells) + " |")
+    L.append("")
+    top = max(r.many_threads)
+    c, g = r.res.cell((MANY, top, "spanalloc")), r.res.cell((MANY, top, "glibc"))
+    if c and c.get("ok") and g and g.get("ok"):
+        ratio = c["rss"] / g["rss"]
+        L += [f"Goal: spanalloc's peak RSS at {top} threads within × 1.2 of glibc's: × {ratio:.2f} "
+              f"({'met' if ratio <= 1.2 else '**not met**'}).", ""]
+    return L
+
+
 def render(r):
     """The markdown text of the report for one run r (a RunSummary from bench.py)."""
     mode = "scaling only" if r.args.scaling_only else ("quick (smoke run, 1/10 of the work)" if r.args.quick else "full")
@@ -244,6 +276,9 @@ def render(r):
                     L.append("")
                 L += workload_table(r.res, w, t, r.allocs, r.status)
                 L.append("")
+
+    if r.many_threads:
+        L += many_threads_section(r)
 
     if r.scaling_wl:
         L.append(f"## {11 if not r.args.scaling_only else 'Workload 11'}. Thread scaling" if not r.args.scaling_only else "## Thread scaling (workload 11)")

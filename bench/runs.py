@@ -30,6 +30,9 @@ WORKLOADS = [
     ("app", 10, False, "application: JSON parse/serialise, hash map and tree of strings"),
 ]
 WL = {w[0]: w for w in WORKLOADS}
+# Workload 12, run at many thread counts for its own table (not in the means).
+MANY = "livesets"
+MANY_TITLE = "many threads on few cores: each thread keeps 2,000 live objects of 16-1024 B and replaces them"
 SCALING = ["prodcons", "server", "large"]
 # Scaling tables and chart: divisor, unit, axis label.
 SCALE_DIV = {"prodcons": (1e6, "M/s", "million objects freed per second"),
