@@ -48,6 +48,7 @@ void ForkChild() {
 }
 
 void InitOnce() {
+  InitLinkSecret();
   LoadOptions();
   // The heap works from here on: what follows may allocate (glibc's
   // pthread_atfork can), and those calls must find it ready.
@@ -95,19 +96,52 @@ void *AllocLarge(size_t n, size_t align, bool want_zero) noexcept {
   return p;
 }
 
-void FreeMisuse(void *p, const char *func, int double_free) noexcept {
-  FatalMisuse(func, p, double_free ? "double free" : "invalid pointer (not the start of an object)");
+void FreeMisuse(void *p, const char *func) noexcept {
+  FatalMisuse(func, p, "invalid pointer", "not the start of an object");
+}
+
+void FreeSuspect(void *p, FreeList *list, const char *func) noexcept {
+  FreeList &l = *list;
+  uint32_t cl = uint32_t(list - tls_cache->lists);
+  if (LinkIsValid(LinkOf(p), cl)) {
+    // Its first word is a valid link: the block is free. Say where, if it is
+    // on this thread's list (walked as far as its links hold).
+    const char *where = "already free: freed by another thread, or back in a central batch";
+    void *q = l.head;
+    for (uint32_t i = 0; q != nullptr && i < l.length; i++) {
+      if (q == p) {
+        where = "already on this thread's free list";
+        break;
+      }
+      q = LinkOf(q);
+      if (!LinkIsValid(q, cl)) break;
+    }
+    FatalMisuse(func, p, "double free", where, ClassSize(cl));
+  }
+  // The program's data only looked like a link: an ordinary free.
+  if (l.length >= l.max_length) return ThreadCache::FreeSlow(p, cl);
+  SetLink(p, l.head);
+  l.head = p;
+  l.length++;
+}
+
+// True when small block p (class entry e) is free: its first word is a
+// valid link (free_list.h).
+bool SmallBlockIsFree(const void *p, uint64_t e) noexcept {
+  void *link = LinkOf(p);
+  return MayBeFree(reinterpret_cast<uintptr_t>(link)) && LinkIsValid(link, uint32_t(e & kClassMask));
 }
 
 // The span of large block p, or a fatal report of why p is not one: not
-// ours, already free (most likely a double free), or inside a block.
-Span *LargeSpanOf(const void *p, const char *func) noexcept {
+// ours, already free (`freed_fault`: most likely a double free), or inside a
+// block.
+Span *LargeSpanOf(const void *p, const char *func, const char *freed_fault = "double free") noexcept {
   Span *s = SpanOf(p);
-  if (s == nullptr || !s->contains(p)) FatalMisuse(func, p, "invalid pointer (not allocated by spanalloc)");
+  if (s == nullptr || !s->contains(p)) FatalMisuse(func, p, "invalid pointer", "not allocated by spanalloc");
   if (s->state == SpanState::kFree || s->state == SpanState::kReleasing)
-    FatalMisuse(func, p, "double free (the block is already free)");
+    FatalMisuse(func, p, freed_fault, "large block, already free");
   if (s->state != SpanState::kLarge || reinterpret_cast<uintptr_t>(p) != s->start_addr())
-    FatalMisuse(func, p, "invalid pointer (not the start of an object)");
+    FatalMisuse(func, p, "invalid pointer", "not the start of an object");
   return s;
 }
 
@@ -121,23 +155,36 @@ void FreeNotSmall(void *p, const char *func) noexcept {
   errno = saved;
 }
 
-size_t UsableSize(const void *p, const char *func) noexcept {
+size_t UsableSize(const void *p, const char *func, const char *freed_fault) noexcept {
   if (p == nullptr) return 0;
   uint64_t e = ClassEntry(p);
   if (uint32_t cl = uint32_t(e & kClassMask); cl != 0) {
-    if (!IsObjectStart(p, e)) FatalMisuse(func, p, "invalid pointer (not the start of an object)");
+    if (!IsObjectStart(p, e)) FatalMisuse(func, p, "invalid pointer", "not the start of an object");
+    if (SmallBlockIsFree(p, e)) FatalMisuse(func, p, freed_fault, "already free", ClassSize(cl));
     return ClassSize(cl);
   }
-  return LargeSpanOf(p, func)->bytes();
+  return LargeSpanOf(p, func, freed_fault)->bytes();
 }
 
-void FreeSized(void *p, size_t n) noexcept {
+void CheckSize(const void *p, size_t n, size_t align, const char *func) noexcept {
+  size_t usable = UsableSize(p, func, "double free");
+  uint64_t e = ClassEntry(p);
+  bool ok;
+  if (uint32_t cl = uint32_t(e & kClassMask); cl != 0) {
+    ok = n <= usable && (SizeClassOf(n) == cl || 2 * n >= usable ||
+                         (align > 8 && align <= kPageSize && SizeClassForAligned(n ? n : 1, align) == cl));
+  } else {
+    ok = n <= usable && (PagesFor(n ? n : 1) == PagesFor(usable) || 2 * n >= usable);
+  }
+  if (!ok) FatalMisuse(func, p, "size mismatch", "freed with size", usable, n);
+}
+
+void FreeSized(void *p, size_t n, size_t align, const char *func) noexcept {
   if (p == nullptr) return;
   // The size must fit the block; a mismatch means the caller's bookkeeping
   // is wrong, and trusting it could corrupt the heap.
-  size_t usable = UsableSize(p, "free_sized");
-  if (n > usable) FatalMisuse("free_sized", p, "size larger than the block (sized free mismatch)");
-  Free(p, "free_sized");
+  CheckSize(p, n, align, func);
+  Free(p, func);
 }
 
 // ---- compound operations --------------------------------------------------
@@ -171,7 +218,7 @@ void *ReallocSlow(void *p, size_t n) noexcept {
     Free(p, "realloc");
     return nullptr;
   }
-  size_t old = UsableSize(p, "realloc");
+  size_t old = UsableSize(p, "realloc", "double free");
   // Keep the block when the new size fits and does not waste more than half.
   // (old is a class size or a whole number of pages, so the same class or
   // page count means the block already is what a new one would be.)

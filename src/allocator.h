@@ -5,7 +5,9 @@
 //
 //   malloc(n), n <= 32 KiB                               [fast path, no lock]
 //     cl = SizeClassOf(n)                  size_classes.h, one table load
-//     pop tls_cache->lists[cl]             thread_cache.h
+//     pop tls_cache->lists[cl]             thread_cache.h; the popped link is
+//                                          decoded and checked (free_list.h),
+//                                          the object's first word cleared
 //     list empty -> ThreadCache::AllocSlow [slow path]
 //        -> CentralList::RemoveRange       central lock: one whole batch from a
 //                                          transfer slot, or objects from spans
@@ -17,19 +19,25 @@
 //     e = ClassEntry(p)                    page_map.h: (span start | class)
 //     class 0 -> FreeNotSmall: large span, or not ours (fatal error)
 //     (p - span start) % size != 0 -> fatal: not the start of an object
-//     p == head of the list -> fatal: double free
-//     push on tls_cache->lists[cl]; list over max_length -> FreeSlow flushes
-//     one batch to the central list (one lock round trip per batch).
+//     p's first word decodes to a link -> FreeSuspect: a double free (fatal),
+//                                          unless the full check says no
+//     push on tls_cache->lists[cl] (link encoded); list over max_length ->
+//     FreeSlow flushes one batch to the central list (one lock round trip
+//     per batch).
 //
 // What each layer amortises: the thread cache turns a lock per object into a
 // lock per batch; the central list's transfer slots move a batch in O(1);
 // the page heap is entered once per span (many objects) or per large object.
 //
 // Budget of the fast paths (x86-64, GCC 12, -O2, in libspanalloc.so): malloc
-// 17 instructions for sizes up to 1 KiB, free 33, of which the two-level
-// page-map lookup takes ~11 and the two misuse checks ~8; neither takes a
-// lock or calls out. bench/fastpath.sh counts them with callgrind
-// (62 per malloc+free pair with the caller's loop and the calls included).
+// 20 instructions with its ret for sizes up to 1 KiB (of which the link check
+// takes 6: decode 2, plausibility 3, clearing the first word 1), free 38
+// (page-map lookup 10, interior-pointer check 7, double-free filter 6);
+// neither takes a lock or calls out. bench/fastpath.sh counts them with callgrind: 67 per
+// malloc+free pair in pattern (a), 72 in (b), with the caller's loop and the
+// calls included (62/67 before the encoded lists; the class lookup by size,
+// one page-map base and slow paths that take the list instead of the class
+// paid back 4 of the 9 the encoding costs).
 #pragma once
 
 #include <cerrno>
@@ -37,6 +45,7 @@
 #include <cstdint>
 
 #include "common.h"
+#include "free_list.h"
 #include "page_map.h"
 #include "size_classes.h"
 #include "thread_cache.h"
@@ -59,9 +68,15 @@ void *AllocAligned(size_t align, size_t n) noexcept;
 void *ReallocSlow(void *p, size_t n) noexcept;
 void *Calloc(size_t count, size_t size) noexcept;
 // Usable bytes of block p (0 for null); a fatal report naming func when p is
-// not a block's start.
-size_t UsableSize(const void *p, const char *func) noexcept;
-void FreeSized(void *p, size_t n) noexcept;
+// not a block's start, or names `freed_fault` when the block is free.
+size_t UsableSize(const void *p, const char *func, const char *freed_fault = "use after free") noexcept;
+// free_sized / free_aligned_sized (align 0 for none): the size is checked
+// against the block (CheckSize), then the block is freed.
+void FreeSized(void *p, size_t n, size_t align = 0, const char *func = "free_sized") noexcept;
+// A fatal report naming func unless n (and align, 0 if none) is a size block
+// p could have been requested with: malloc/new of n, an aligned allocation,
+// or a realloc to n that kept the block.
+void CheckSize(const void *p, size_t n, size_t align, const char *func) noexcept;
 SPANALLOC_COLD void *FailNoMemory() noexcept;
 
 // ---- fast paths ---------------------------------------------------------
@@ -74,12 +89,21 @@ SPANALLOC_INLINE bool IsObjectStart(const void *p, uint64_t e) {
   return off * magic < magic;
 }
 
+// Pops the head of the class's list. Its link is checked for plausibility
+// (free_list.h) and reported, never followed, when it was overwritten; the
+// object's first word is cleared, so that it never reads as a link.
 SPANALLOC_INLINE void *AllocSmall(uint32_t cl) {
   FreeList &l = tls_cache->lists[cl];
   void *p = l.head;
-  if (SPANALLOC_UNLIKELY(p == nullptr)) return ThreadCache::AllocSlow(cl);  // sets ENOMEM
-  l.head = *static_cast<void **>(p);
+  if (SPANALLOC_UNLIKELY(p == nullptr)) return ThreadCache::AllocSlowList(&l);  // sets ENOMEM
+  void *next = LinkOf(p);
+  if (SPANALLOC_UNLIKELY(!LinkIsPlausible(next))) ThreadCache::CorruptLinkList(p, &l);
+  l.head = next;
   l.length--;
+  // After the list update (LinkWord may alias it, so the order holds): a fork
+  // child that finds this thread stopped here sees p off the list, never a
+  // cleared link on it.
+  *static_cast<LinkWord *>(p) = 0;
   return p;
 }
 
@@ -87,23 +111,34 @@ SPANALLOC_INLINE void *AllocSmall(uint32_t cl) {
 void *AllocAbove1K(size_t n) noexcept;
 
 SPANALLOC_INLINE void *Alloc(size_t n) {
-  if (SPANALLOC_LIKELY(n <= 1024)) return AllocSmall(kSmallIndex[(n + 7) >> 3]);
+  if (SPANALLOC_LIKELY(n <= 1024)) return AllocSmall(kClassOfSmall[n]);
   return AllocAbove1K(n);
 }
 
-// Reports a misuse found on the free fast path and aborts. Declared as
-// returning so the fast path can reach it by a tail jump (no stack frame).
-SPANALLOC_COLD void FreeMisuse(void *p, const char *func, int double_free) noexcept;
+// Reports an interior pointer found on the free fast path and aborts.
+// Declared as returning so the fast path can reach it by a tail jump.
+SPANALLOC_COLD void FreeMisuse(void *p, const char *func) noexcept;
+// The freed block's first word decodes to a plausible link: a double free,
+// unless the program's data happens to look like one (free_list.h). Checks
+// in full, reports, or frees the block as usual.
+SPANALLOC_COLD void FreeSuspect(void *p, FreeList *l, const char *func) noexcept;
+
+// The free-list filter of free(): a first word that decodes to a canonical
+// address (bits 63..47 clear). Cheaper than the full plausibility test and
+// enough here: a live block's first word passes it with probability 2^-17
+// (then FreeSuspect tells the two apart), a free block's always does.
+SPANALLOC_INLINE bool MayBeFree(uint64_t decoded) { return (decoded >> 47) == 0; }
 
 SPANALLOC_INLINE void FreeWithEntry(void *p, uint64_t e, const char *func) {
-  uint32_t cl = uint32_t(e & kClassMask);
+  uint64_t cl = e & kClassMask;
   if (SPANALLOC_UNLIKELY(cl == 0)) return FreeNotSmall(p, func);
   uint64_t off = reinterpret_cast<uintptr_t>(p) - (e & ~kClassMask);
   FreeList &l = tls_cache->lists[cl];
-  if (SPANALLOC_UNLIKELY(off * l.magic >= l.magic)) return FreeMisuse(p, func, 0);
-  if (SPANALLOC_UNLIKELY(p == l.head)) return FreeMisuse(p, func, 1);
-  if (SPANALLOC_UNLIKELY(l.length >= l.max_length)) return ThreadCache::FreeSlow(p, cl);
-  *static_cast<void **>(p) = l.head;
+  if (SPANALLOC_UNLIKELY(off * l.magic >= l.magic)) return FreeMisuse(p, func);
+  uint64_t key = LinkKey(p);
+  if (SPANALLOC_UNLIKELY(MayBeFree(*static_cast<LinkWord *>(p) ^ key))) return FreeSuspect(p, &l, func);
+  if (SPANALLOC_UNLIKELY(l.length >= l.max_length)) return ThreadCache::FreeSlowList(p, &l);
+  *static_cast<LinkWord *>(p) = reinterpret_cast<uintptr_t>(l.head) ^ key;
   l.head = p;
   l.length++;
 }
@@ -118,7 +153,8 @@ SPANALLOC_INLINE void *Realloc(void *p, size_t n) {
   uint64_t e = ClassEntry(p);
   if (uint32_t cl = uint32_t(e & kClassMask); cl != 0) {
     size_t old = ClassSize(cl);
-    if (n <= old && n >= old / 2 && IsObjectStart(p, e)) return p;
+    if (n <= old && n >= old / 2 && IsObjectStart(p, e) && !MayBeFree(*static_cast<const LinkWord *>(p) ^ LinkKey(p)))
+      return p;
   } else if (p != nullptr) {
     Span *s = SpanOf(p);
     if (s != nullptr && s->state == SpanState::kLarge && s->start_addr() == reinterpret_cast<uintptr_t>(p) &&

@@ -1,5 +1,6 @@
 #include "central_list.h"
 
+#include "free_list.h"
 #include "page_heap.h"
 #include "page_map.h"
 
@@ -8,7 +9,6 @@ namespace spanalloc {
 constinit CentralList g_central[kNumClasses];
 
 namespace {
-inline void *&NextOf(void *obj) { return *static_cast<void **>(obj); }
 // Bit count without libgcc's helper (the library links only libc).
 uint32_t PopCount(uint64_t w) {
   w -= (w >> 1) & 0x5555555555555555ull;
@@ -20,6 +20,7 @@ uint32_t PopCount(uint64_t w) {
 
 // Set up on first use, so an unused class's list is never touched (no RSS).
 void CentralList::InitLocked() {
+  InitLinkSecret();  // before this class's first link is written
   uint32_t cl = uint32_t(this - g_central);
   cl_ = cl;
   batch_ = kClassShape[cl].batch;
@@ -77,7 +78,7 @@ int CentralList::FromSpansLocked(void **head, void **tail, int n) {
         int b = __builtin_ctzll(bits);
         bits &= bits - 1;
         void *obj = base + size_t(w * 64 + b) * size;
-        if (last) NextOf(last) = obj; else first = obj;
+        if (last) SetLink(last, obj); else first = obj;
         last = obj;
         got++;
         s->free_count--;
@@ -87,7 +88,7 @@ int CentralList::FromSpansLocked(void **head, void **tail, int n) {
     if (s->free_count == 0) UnlinkSpanLocked(s);
   }
   span_free_ -= got;
-  if (last) NextOf(last) = nullptr;
+  if (last) SetLink(last, nullptr);
   *head = first;
   *tail = last;
   return got;
@@ -100,14 +101,16 @@ void CentralList::ToSpansLocked(void *head, int n) {
   Span *s = nullptr;
   for (int i = 0; i < n; i++) {
     void *obj = head;
-    head = NextOf(obj);
+    // Every link followed here was checked in full (LinkIsValid): obj is an
+    // object start in a small span of this class.
+    if (i + 1 < n) head = CheckedLinkOf(obj, cl_, "free");
     if (s == nullptr || !s->contains(obj)) s = SpanOf(obj);
     if (s == nullptr || s->state != SpanState::kSmall || s->size_class != cl_)
       FatalInternal("central list: object not in a span of its class");
     uintptr_t off = reinterpret_cast<uintptr_t>(obj) - s->start_addr();
-    uint32_t idx = uint32_t(off / size);  // exact: free() checked off % size == 0
+    uint32_t idx = uint32_t(off / size);
     uint64_t bit = uint64_t{1} << (idx % 64);
-    if (s->free_bits[idx / 64] & bit) FatalMisuse("free", obj, "double free");
+    if (s->free_bits[idx / 64] & bit) FatalMisuse("free", obj, "double free", "already free in its span", size);
     s->free_bits[idx / 64] |= bit;
     s->free_count++;
     span_free_++;
@@ -141,7 +144,7 @@ void CentralList::InsertRange(void *head, int n) {
   if (SPANALLOC_UNLIKELY(batch_ == 0)) InitLocked();
   if (n == int(batch_) && nslots_ < max_slots_) {
     void *tail = head;
-    for (int i = 1; i < n; i++) tail = NextOf(tail);
+    for (int i = 1; i < n; i++) tail = CheckedLinkOf(tail, cl_, "free");
     slots_[nslots_++] = Batch{head, tail};
     return;
   }
@@ -170,8 +173,9 @@ const char *CentralList::Validate() {
   for (int i = 0; i < nslots_; i++) {
     int count = 1;
     void *p = slots_[i].head;
-    while (NextOf(p) != nullptr && count <= int(batch_)) {
-      p = NextOf(p);
+    while (LinkOf(p) != nullptr && count <= int(batch_)) {
+      p = LinkOf(p);
+      if (!LinkIsValid(p, cl_)) return "transfer slot holds a corrupted link";
       count++;
     }
     if (count != int(batch_) || p != slots_[i].tail) return "transfer slot is not one whole batch";

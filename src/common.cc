@@ -25,6 +25,16 @@ void AppendHex(char *buf, size_t cap, size_t *pos, uintptr_t v) {
   digits[n] = '\0';
   Append(buf, cap, pos, digits);
 }
+void AppendDecimal(char *buf, size_t cap, size_t *pos, uint64_t v) {
+  char digits[21];
+  int n = sizeof digits - 1;
+  digits[n] = '\0';
+  do {
+    digits[--n] = char('0' + v % 10);
+    v /= 10;
+  } while (v != 0);
+  Append(buf, cap, pos, digits + n);
+}
 }  // namespace
 
 void WriteStderr(const char *msg) {
@@ -37,16 +47,27 @@ void WriteStderr(const char *msg) {
   }
 }
 
-void FatalMisuse(const char *func, const void *ptr, const char *what) noexcept {
-  char line[256];
+void FatalMisuse(const char *func, const void *ptr, const char *fault, const char *detail, size_t block_size,
+                 size_t given) noexcept {
+  char line[320];
   size_t pos = 0;
   Append(line, sizeof line, &pos, "spanalloc: ");
-  Append(line, sizeof line, &pos, func);
-  Append(line, sizeof line, &pos, "(");
+  Append(line, sizeof line, &pos, fault);
+  Append(line, sizeof line, &pos, " of ");
   AppendHex(line, sizeof line, &pos, reinterpret_cast<uintptr_t>(ptr));
-  Append(line, sizeof line, &pos, "): ");
-  Append(line, sizeof line, &pos, what);
-  Append(line, sizeof line, &pos, "\n");
+  Append(line, sizeof line, &pos, " (");
+  Append(line, sizeof line, &pos, func);
+  if (block_size != 0 || detail != nullptr) Append(line, sizeof line, &pos, ": ");
+  if (block_size != 0) {
+    AppendDecimal(line, sizeof line, &pos, block_size);
+    Append(line, sizeof line, &pos, detail != nullptr ? "-byte block, " : "-byte block");
+  }
+  if (detail != nullptr) Append(line, sizeof line, &pos, detail);
+  if (given != kNoValue) {
+    Append(line, sizeof line, &pos, " ");
+    AppendDecimal(line, sizeof line, &pos, given);
+  }
+  Append(line, sizeof line, &pos, ")\n");
   line[pos] = '\0';
   WriteStderr(line);
   abort();

@@ -42,8 +42,14 @@ inline void *PageAddr(PageId page) { return reinterpret_cast<void *>(page << kPa
 inline constexpr Length PagesFor(size_t bytes) { return (bytes + kPageSize - 1) >> kPageShift; }
 
 // Misuse and unrecoverable states: one line on stderr, then abort().
-// Never allocates. `what` names the fault, ptr the pointer involved.
-[[noreturn]] void FatalMisuse(const char *func, const void *ptr, const char *what) noexcept;
+// Never allocates. A misuse reads
+//   spanalloc: <fault> of <ptr> (<func>: [<block_size>-byte block, ]<detail>[ <given>])
+// e.g. "spanalloc: double free of 0x7f3a1c012340 (free: 48-byte block, already
+// on this thread's free list)"; block_size is left out when 0, given when
+// kNoValue, detail when null.
+inline constexpr size_t kNoValue = ~size_t{0};
+[[noreturn]] void FatalMisuse(const char *func, const void *ptr, const char *fault, const char *detail = nullptr,
+                              size_t block_size = 0, size_t given = kNoValue) noexcept;
 [[noreturn]] void FatalInternal(const char *what) noexcept;
 // Writes a message to stderr without allocating.
 void WriteStderr(const char *msg);

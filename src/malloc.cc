@@ -88,8 +88,8 @@ SPANALLOC_EXPORT void free_sized(void *p, size_t n) noexcept {
 SPANALLOC_EXPORT void free_aligned_sized(void *p, size_t align, size_t n) noexcept {
   int saved = errno;
   if (p != nullptr && (!IsPowerOfTwo(align) || (reinterpret_cast<uintptr_t>(p) & (align - 1)) != 0))
-    FatalMisuse("free_aligned_sized", p, "alignment does not match the block");
-  FreeSized(p, n);
+    FatalMisuse("free_aligned_sized", p, "alignment mismatch", "alignment does not match the block");
+  FreeSized(p, n, align, "free_aligned_sized");
   errno = saved;
 }
 

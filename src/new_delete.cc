@@ -1,9 +1,11 @@
 // Every replaceable C++ operator new and delete. Sizes passed to sized
 // delete are not trusted (the page map knows the real size), so a
-// mismatched sized delete cannot corrupt the heap.
+// mismatched sized delete cannot corrupt the heap; SPANALLOC_CHECKS=full
+// reports one.
 #include <new>
 
 #include "allocator.h"
+#include "options.h"
 
 // libspanalloc does not depend on libstdc++, so preloading it into a C
 // program does not map the C++ runtime (about 1 MiB of RSS). The few
@@ -68,6 +70,14 @@ void *NewAlignedNothrow(size_t n, std::align_val_t al) noexcept {
   return p != nullptr ? p : NewSlow(n, size_t(al), true);
 }
 
+// Sized delete: the size is checked against the block only with
+// SPANALLOC_CHECKS=full (two instructions here otherwise); free() never
+// trusts it, so a wrong size cannot corrupt the heap either way.
+SPANALLOC_INLINE void DeleteSized(void *p, size_t n, size_t align, const char *func) {
+  if (SPANALLOC_UNLIKELY(g_options.full_checks) && p != nullptr) CheckSize(p, n, align, func);
+  Free(p, func);
+}
+
 }  // namespace
 
 SPANALLOC_EXPORT void *operator new(size_t n) { return New(n); }
@@ -87,8 +97,8 @@ SPANALLOC_EXPORT void operator delete(void *p) noexcept { Free(p, "operator dele
 SPANALLOC_EXPORT void operator delete[](void *p) noexcept { Free(p, "operator delete[]"); }
 SPANALLOC_EXPORT void operator delete(void *p, const std::nothrow_t &) noexcept { Free(p, "operator delete"); }
 SPANALLOC_EXPORT void operator delete[](void *p, const std::nothrow_t &) noexcept { Free(p, "operator delete[]"); }
-SPANALLOC_EXPORT void operator delete(void *p, size_t) noexcept { Free(p, "operator delete"); }
-SPANALLOC_EXPORT void operator delete[](void *p, size_t) noexcept { Free(p, "operator delete[]"); }
+SPANALLOC_EXPORT void operator delete(void *p, size_t n) noexcept { DeleteSized(p, n, 0, "operator delete"); }
+SPANALLOC_EXPORT void operator delete[](void *p, size_t n) noexcept { DeleteSized(p, n, 0, "operator delete[]"); }
 SPANALLOC_EXPORT void operator delete(void *p, std::align_val_t) noexcept { Free(p, "operator delete"); }
 SPANALLOC_EXPORT void operator delete[](void *p, std::align_val_t) noexcept { Free(p, "operator delete[]"); }
 SPANALLOC_EXPORT void operator delete(void *p, std::align_val_t, const std::nothrow_t &) noexcept {
@@ -97,5 +107,9 @@ SPANALLOC_EXPORT void operator delete(void *p, std::align_val_t, const std::noth
 SPANALLOC_EXPORT void operator delete[](void *p, std::align_val_t, const std::nothrow_t &) noexcept {
   Free(p, "operator delete[]");
 }
-SPANALLOC_EXPORT void operator delete(void *p, size_t, std::align_val_t) noexcept { Free(p, "operator delete"); }
-SPANALLOC_EXPORT void operator delete[](void *p, size_t, std::align_val_t) noexcept { Free(p, "operator delete[]"); }
+SPANALLOC_EXPORT void operator delete(void *p, size_t n, std::align_val_t al) noexcept {
+  DeleteSized(p, n, size_t(al), "operator delete");
+}
+SPANALLOC_EXPORT void operator delete[](void *p, size_t n, std::align_val_t al) noexcept {
+  DeleteSized(p, n, size_t(al), "operator delete[]");
+}

@@ -17,12 +17,14 @@ constinit Options g_options = {
     /*thread_cache_bytes=*/uint64_t{4} << 20,
     /*report_at_exit=*/false,
     /*cgroup_aware=*/true,
+    /*full_checks=*/false,
     /*cgroup_limit_bytes=*/0,
 };
 
 namespace {
 
-enum class Kind { kUnsigned, kBool };
+// kChecks: the word "default" (false) or "full" (true).
+enum class Kind { kUnsigned, kBool, kChecks };
 
 struct OptionSpec {
   const char *name;
@@ -44,6 +46,8 @@ const OptionSpec kOptions[] = {
      "1: print the allocator report to stderr at exit"},
     {"SPANALLOC_CGROUP_LIMIT", Kind::kBool, 1, 0, 1, &g_options.cgroup_aware,
      "1: return memory harder when the cgroup memory limit is near"},
+    {"SPANALLOC_CHECKS", Kind::kChecks, 1, 0, 1, &g_options.full_checks,
+     "full: also check the size given to sized delete (default: only checks free of cost)"},
 };
 
 void Warn(const char *name, const char *value, const char *why) {
@@ -106,6 +110,13 @@ void LoadOptions() {
   for (const OptionSpec &o : kOptions) {
     const char *v = getenv(o.name);
     if (v == nullptr) continue;
+    if (o.kind == Kind::kChecks) {
+      if (strcmp(v, "default") == 0 || strcmp(v, "full") == 0)
+        *static_cast<bool *>(o.field) = strcmp(v, "full") == 0;
+      else
+        Warn(o.name, v, "expected default or full");
+      continue;
+    }
     uint64_t x;
     if (!ParseUnsigned(v, &x)) {
       Warn(o.name, v, o.kind == Kind::kBool ? "expected 0 or 1" : "expected a non-negative integer");
@@ -128,6 +139,12 @@ void LoadOptions() {
 void PrintOptions(int fd) {
   char line[320];
   for (const OptionSpec &o : kOptions) {
+    if (o.kind == Kind::kChecks) {
+      int n = snprintf(line, sizeof line, "  %-28s %10s  %s\n", o.name, *static_cast<bool *>(o.field) ? "full" : "default",
+                       o.meaning);
+      if (n > 0 && write(fd, line, size_t(n) < sizeof line ? size_t(n) : sizeof line - 1) < 0) return;
+      continue;
+    }
     unsigned long long value = o.kind == Kind::kBool ? *static_cast<bool *>(o.field)
                                                      : *static_cast<uint64_t *>(o.field) / o.scale;
     int n = snprintf(line, sizeof line, "  %-28s %10llu  %s\n", o.name, value, o.meaning);

@@ -13,12 +13,13 @@ struct Options {
   uint64_t thread_cache_bytes;  // SPANALLOC_THREAD_CACHE_KB
   bool report_at_exit;          // SPANALLOC_REPORT
   bool cgroup_aware;            // SPANALLOC_CGROUP_LIMIT
+  bool full_checks;             // SPANALLOC_CHECKS=full (default: "default")
   // Derived: the memory limit of our cgroup (v2 memory.max or v1
   // memory.limit_in_bytes), 0 when none or when cgroup_aware is off.
   uint64_t cgroup_limit_bytes;
 };
 
-extern Options g_options;
+extern Options g_options __attribute__((visibility("hidden")));
 
 // Parses the environment into g_options. Never allocates.
 void LoadOptions();

@@ -7,8 +7,7 @@
 
 namespace spanalloc {
 
-uintptr_t g_class_root[size_t{1} << kRootBits];
-ClassLeaf g_zero_class_leaf;  // never written: reads as class 0
+ClassMap g_class_map;
 std::atomic<SpanLeaf *> g_span_root[size_t{1} << kRootBits];
 
 bool PageMapEnsure(PageId first, Length n) {
@@ -25,7 +24,7 @@ bool PageMapEnsure(PageId first, Length n) {
       return false;
     }
     g_metadata_bytes.fetch_add(sizeof(SpanLeaf) + sizeof(ClassLeaf), std::memory_order_relaxed);
-    __atomic_store_n(&g_class_root[r], reinterpret_cast<uintptr_t>(cl) - reinterpret_cast<uintptr_t>(&g_zero_class_leaf),
+    __atomic_store_n(&g_class_map.root[r], reinterpret_cast<uintptr_t>(cl) - reinterpret_cast<uintptr_t>(&g_class_map.zero_leaf),
                      __ATOMIC_RELEASE);
     g_span_root[r].store(sl, std::memory_order_release);
   }
@@ -38,8 +37,8 @@ void PageMapSetSpan(PageId page, Span *s) {
 }
 
 void PageMapSetClass(PageId page, uint64_t entry) {
-  auto *leaf = reinterpret_cast<ClassLeaf *>(reinterpret_cast<uintptr_t>(&g_zero_class_leaf) +
-                                             g_class_root[page >> kLeafBits]);
+  auto *leaf = reinterpret_cast<ClassLeaf *>(reinterpret_cast<uintptr_t>(&g_class_map.zero_leaf) +
+                                             g_class_map.root[page >> kLeafBits]);
   __atomic_store_n(&leaf->entry[page & (kLeafPages - 1)], entry, __ATOMIC_RELAXED);
 }
 
@@ -52,8 +51,8 @@ void PageMapSetRange(PageId first, Length n, Span *s, uint64_t entry, bool set_c
   while (page < end) {
     PageId leaf_end = std::min<PageId>(end, (page | (kLeafPages - 1)) + 1);
     SpanLeaf *sl = g_span_root[page >> kLeafBits].load(std::memory_order_relaxed);
-    auto *cl = reinterpret_cast<ClassLeaf *>(reinterpret_cast<uintptr_t>(&g_zero_class_leaf) +
-                                             g_class_root[page >> kLeafBits]);
+    auto *cl = reinterpret_cast<ClassLeaf *>(reinterpret_cast<uintptr_t>(&g_class_map.zero_leaf) +
+                                             g_class_map.root[page >> kLeafBits]);
     for (; page < leaf_end; page++) {
       __atomic_store_n(&sl->span[page & (kLeafPages - 1)], s, __ATOMIC_RELAXED);
       if (set_class) __atomic_store_n(&cl->entry[page & (kLeafPages - 1)], entry, __ATOMIC_RELAXED);

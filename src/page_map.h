@@ -20,6 +20,7 @@
 #pragma once
 
 #include <atomic>
+#include <cstddef>
 #include <cstdint>
 
 #include "common.h"
@@ -34,8 +35,15 @@ inline constexpr size_t kLeafPages = size_t{1} << kLeafBits;
 struct ClassLeaf { uint64_t entry[kLeafPages]; };
 struct SpanLeaf { Span *span[kLeafPages]; };
 
-extern uintptr_t g_class_root[size_t{1} << kRootBits];  // leaf - &g_zero_class_leaf
-extern ClassLeaf g_zero_class_leaf;
+// The class map's all-zero leaf and its root (leaf - &zero_leaf per slot) in
+// one object, the leaf first: the fast path addresses both, and every leaf,
+// from the one base &g_class_map.
+struct ClassMap {
+  ClassLeaf zero_leaf;  // never written: reads as class 0
+  uint64_t root[size_t{1} << kRootBits];
+};
+extern ClassMap g_class_map __attribute__((visibility("hidden")));
+static_assert(offsetof(ClassMap, zero_leaf) == 0);
 extern std::atomic<SpanLeaf *> g_span_root[size_t{1} << kRootBits];
 
 inline constexpr uint64_t kClassMask = 0xff;
@@ -43,12 +51,22 @@ inline constexpr uint64_t kClassMask = 0xff;
 // Fast-path read: (span start | class) of the page holding p, 0 if p is not in
 // a small span. Pointers at or above 2^48 alias lower pages (the root index is
 // masked); the callers' validation rejects them.
+// A relaxed atomic load of a page-map word (on x86-64 a plain mov). Written as
+// asm because GCC does not fold an atomic load's address into one addressing
+// mode: this form saves free() two instructions.
+SPANALLOC_INLINE uint64_t MapWordLoad(const uint64_t *w) {
+  uint64_t v;
+  asm("movq %1, %0" : "=r"(v) : "m"(*w));
+  return v;
+}
+
 SPANALLOC_INLINE uint64_t ClassEntry(const void *p) {
   uintptr_t a = reinterpret_cast<uintptr_t>(p);
   uintptr_t root = (a >> (kPageShift + kLeafBits)) & ((uintptr_t{1} << kRootBits) - 1);
-  const ClassLeaf *leaf = reinterpret_cast<const ClassLeaf *>(
-      reinterpret_cast<uintptr_t>(&g_zero_class_leaf) + __atomic_load_n(&g_class_root[root], __ATOMIC_RELAXED));
-  return __atomic_load_n(&leaf->entry[(a >> kPageShift) & (kLeafPages - 1)], __ATOMIC_RELAXED);
+  uintptr_t entry = (a >> (kPageShift - 3)) & ((kLeafPages - 1) << 3);  // byte offset in the leaf
+  // &zero_leaf (== &g_class_map) + the root's leaf offset + the entry's.
+  const char *leaf = reinterpret_cast<const char *>(&g_class_map) + MapWordLoad(&g_class_map.root[root]);
+  return MapWordLoad(reinterpret_cast<const uint64_t *>(leaf + entry));
 }
 
 // Slow-path read: the span that covers page, or nullptr.

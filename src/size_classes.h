@@ -48,10 +48,18 @@ inline constexpr std::array<uint64_t, kNumClasses> kClassMagic = [] {
   return m;
 }();
 
+// kSmallIndex spread out to one byte per size up to 1 KiB: malloc's class
+// lookup is one load, with no rounding arithmetic (2 instructions fewer).
+inline constexpr std::array<uint8_t, 1025> kClassOfSmall = [] {
+  std::array<uint8_t, 1025> t{};
+  for (size_t n = 0; n <= 1024; n++) t[n] = kSmallIndex[(n + 7) >> 3];
+  return t;
+}();
+
 // Class of a small request n (n <= kMaxSmallSize); n == 0 maps to the
 // smallest class.
 SPANALLOC_INLINE uint32_t SizeClassOf(size_t n) {
-  if (SPANALLOC_LIKELY(n <= 1024)) return kSmallIndex[(n + 7) >> 3];
+  if (SPANALLOC_LIKELY(n <= 1024)) return kClassOfSmall[n];
   return kMediumIndex[(n - 1024 + 127) >> 7];
 }
 

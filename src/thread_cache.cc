@@ -6,6 +6,7 @@
 
 #include "allocator.h"
 #include "central_list.h"
+#include "free_list.h"
 #include "metadata_alloc.h"
 #include "options.h"
 
@@ -24,12 +25,17 @@ ThreadCache *g_registry = nullptr;  // g_registry_lock
 uint64_t g_registry_count = 0;      // g_registry_lock
 constinit FixedAlloc<ThreadCache> g_cache_alloc;
 
-inline void *&NextOf(void *obj) { return *static_cast<void **>(obj); }
+// Every object handed out has its first word cleared, so that it never reads
+// as a free-list link (free_list.h: how free() finds double frees).
+inline void *HandOut(void *p) {
+  *static_cast<LinkWord *>(p) = 0;
+  return p;
+}
 
 // One object straight from / to the central list, for threads without a cache.
 void *CentralAllocOne(uint32_t cl) {
   void *head, *tail;
-  return g_central[cl].RemoveRange(&head, &tail, 1) == 1 ? head : nullptr;
+  return g_central[cl].RemoveRange(&head, &tail, 1) == 1 ? HandOut(head) : nullptr;
 }
 }  // namespace
 
@@ -70,25 +76,32 @@ void *ThreadCache::AllocSlowInner(uint32_t cl) {
   FreeList &l = tc->lists[cl];
   if (l.head != nullptr) {  // the cache was just created, or a race with init
     void *p = l.head;
-    l.head = NextOf(p);
+    l.head = CheckedLinkOf(p, cl, "malloc");
     l.length--;
-    return p;
+    return HandOut(p);
   }
   return tc->Refill(cl);
+}
+
+void *ThreadCache::AllocSlowList(FreeList *l) noexcept { return AllocSlow(uint32_t(l - tls_cache->lists)); }
+void ThreadCache::FreeSlowList(void *p, FreeList *l) noexcept { FreeSlow(p, uint32_t(l - tls_cache->lists)); }
+
+void ThreadCache::CorruptLinkList(void *p, FreeList *l) noexcept {
+  FatalCorruptLink(p, uint32_t(l - tls_cache->lists), "malloc");
 }
 
 void ThreadCache::FreeSlow(void *p, uint32_t cl) noexcept {
   ThreadCache *tc = tls_cache;
   if (tc == &g_empty_cache) {
     if (tls_state == 2 || (tc = CreateForCurrentThread()) == nullptr) {
-      NextOf(p) = nullptr;
+      SetLink(p, nullptr);
       g_central[cl].InsertRange(p, 1);
       return;
     }
   }
   FreeList &l = tc->lists[cl];
   if (l.length >= l.max_length) tc->Overflow(cl);
-  NextOf(p) = l.head;
+  SetLink(p, l.head);
   l.head = p;
   l.length++;
 }
@@ -123,10 +136,10 @@ void *ThreadCache::Refill(uint32_t cl) {
     l.max_length = uint32_t(got);
   }
   void *p = head;
-  l.head = NextOf(head);
+  l.head = CheckedLinkOf(head, cl, "malloc");
   l.length = uint32_t(got - 1);
   PublishBytes();
-  return p;
+  return HandOut(p);
 }
 
 void ThreadCache::ReleaseToCentral(uint32_t cl, uint32_t n) {
@@ -135,10 +148,10 @@ void ThreadCache::ReleaseToCentral(uint32_t cl, uint32_t n) {
   if (n == 0) return;
   void *head = l.head;
   void *last = head;
-  for (uint32_t i = 1; i < n; i++) last = NextOf(last);
-  l.head = NextOf(last);
+  for (uint32_t i = 1; i < n; i++) last = CheckedLinkOf(last, cl, "free");
+  l.head = CheckedLinkOf(last, cl, "free");
   l.length -= n;
-  NextOf(last) = nullptr;
+  SetLink(last, nullptr);
   g_central[cl].InsertRange(head, int(n));
 }
 
@@ -210,11 +223,34 @@ void ThreadCache::AfterForkChild() {
   while (tc != nullptr) {
     ThreadCache *next = tc->reg_next_;
     if (tc != self) {
+      tc->SalvageAfterFork();
       tc->FlushAll();
       tc->UnregisterLocked();
       g_cache_alloc.Delete(tc);
     }
     tc = next;
+  }
+}
+
+// A cache whose thread did not survive fork() may have been stopped halfway
+// through a push or a pop: its lists are cut at the first link that does not
+// hold or at `length` objects, whichever comes first. What is cut off (at most
+// the object in flight) is lost to the child, never handed out twice.
+void ThreadCache::SalvageAfterFork() {
+  for (uint32_t cl = 1; cl < kNumClasses; cl++) {
+    FreeList &l = lists[cl];
+    uint32_t n = 0;
+    if (l.head != nullptr && l.length > 0 && LinkIsValid(l.head, cl)) {
+      void *last = l.head;
+      for (n = 1; n < l.length; n++) {
+        void *next = LinkOf(last);
+        if (next == nullptr || !LinkIsValid(next, cl)) break;
+        last = next;
+      }
+      SetLink(last, nullptr);
+    }
+    if (n == 0) l.head = nullptr;
+    l.length = n;
   }
 }
 

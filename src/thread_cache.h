@@ -52,6 +52,12 @@ class ThreadCache {
   static void *AllocSlow(uint32_t cl) noexcept;
   // Slow path of free: lists[cl] is full (or this is the empty cache).
   static void FreeSlow(void *p, uint32_t cl) noexcept;
+  // The same, given the current cache's list l rather than its class: the
+  // fast paths then need not keep the class in a register.
+  static void *AllocSlowList(FreeList *l) noexcept;
+  static void FreeSlowList(void *p, FreeList *l) noexcept;
+  // malloc found the link of p, the head of l, overwritten: reports, aborts.
+  [[noreturn]] static void CorruptLinkList(void *p, FreeList *l) noexcept;
   // Returns every cached object to the central lists (thread exit, trim).
   void FlushAll();
   // Called by the thread-exit destructor and by tests.
@@ -72,6 +78,7 @@ class ThreadCache {
   void Overflow(uint32_t cl);
   void ReleaseToCentral(uint32_t cl, uint32_t n);
   void PublishBytes();
+  void SalvageAfterFork();
   void UnregisterLocked();
   static ThreadCache *CreateForCurrentThread();
 

@@ -6,6 +6,7 @@ set(SPANALLOC_INTERNAL_TESTS
   os_memory_test
   metadata_alloc_test
   page_map_test
+  free_list_test
   page_heap_test
   central_list_test
   thread_cache_test

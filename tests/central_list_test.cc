@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "allocator.h"
+#include "free_list.h"
 #include "page_heap.h"
 #include "page_map.h"
 
@@ -22,13 +23,13 @@ class CentralListTest : public ::testing::Test {
 
 std::vector<void *> Collect(void *head, int n) {
   std::vector<void *> v;
-  for (void *p = head; p != nullptr && int(v.size()) < n + 1; p = *static_cast<void **>(p)) v.push_back(p);
+  for (void *p = head; p != nullptr && int(v.size()) < n + 1; p = LinkOf(p)) v.push_back(p);
   return v;
 }
 
 void *Link(const std::vector<void *> &objs, size_t from, size_t n) {
-  for (size_t i = from; i + 1 < from + n; i++) *static_cast<void **>(objs[i]) = objs[i + 1];
-  *static_cast<void **>(objs[from + n - 1]) = nullptr;
+  for (size_t i = from; i + 1 < from + n; i++) SetLink(objs[i], objs[i + 1]);
+  SetLink(objs[from + n - 1], nullptr);
   return objs[from];
 }
 
@@ -85,7 +86,7 @@ TEST_F(CentralListTest, EmptySpansReturnToThePageHeap) {
   EXPECT_GE(spans, 3u);
   uint64_t small_bytes = g_page_heap.Stats().small_span_bytes;
   for (void *p : objs) {
-    *static_cast<void **>(p) = nullptr;
+    SetLink(p, nullptr);
     c.InsertRange(p, 1);
   }
   EXPECT_EQ(c.Validate(), nullptr);
@@ -99,12 +100,12 @@ TEST_F(CentralListTest, DoubleFreeIntoASpanIsFatal) {
     const uint32_t cl = 12;
     void *h, *t;
     g_central[cl].RemoveRange(&h, &t, 1);
-    *static_cast<void **>(h) = nullptr;
+    SetLink(h, nullptr);
     g_central[cl].InsertRange(h, 1);
-    *static_cast<void **>(h) = nullptr;
+    SetLink(h, nullptr);
     g_central[cl].InsertRange(h, 1);
   };
-  EXPECT_DEATH(twice(), "spanalloc: free\\(0x[0-9a-f]+\\): double free");
+  EXPECT_DEATH(twice(), "spanalloc: double free of 0x[0-9a-f]+ \\(free: [0-9]+-byte block, already free in its span\\)");
 }
 
 TEST_F(CentralListTest, ConcurrentRemoveAndInsert) {

@@ -14,7 +14,7 @@ class OptionsTest : public ::testing::Test {
   void SetUp() override { saved_ = g_options; }
   void TearDown() override {
     for (const char *n : {"SPANALLOC_RELEASE_DELAY_MS", "SPANALLOC_FREE_CAP_MB", "SPANALLOC_THREAD_CACHE_KB",
-                          "SPANALLOC_REPORT", "SPANALLOC_CGROUP_LIMIT"})
+                          "SPANALLOC_REPORT", "SPANALLOC_CGROUP_LIMIT", "SPANALLOC_CHECKS"})
       unsetenv(n);
     g_options = saved_;
   }
@@ -31,6 +31,21 @@ TEST_F(OptionsTest, ReadsValidSettings) {
   EXPECT_EQ(g_options.free_cap_bytes, uint64_t{8} << 20);
   EXPECT_EQ(g_options.thread_cache_bytes, uint64_t{512} << 10);
   EXPECT_TRUE(g_options.report_at_exit);
+}
+
+TEST_F(OptionsTest, ChecksLevel) {
+  setenv("SPANALLOC_CHECKS", "full", 1);
+  LoadOptions();
+  EXPECT_TRUE(g_options.full_checks);
+  setenv("SPANALLOC_CHECKS", "default", 1);
+  LoadOptions();
+  EXPECT_FALSE(g_options.full_checks);
+  setenv("SPANALLOC_CHECKS", "paranoid", 1);
+  testing::internal::CaptureStderr();
+  LoadOptions();
+  std::string err = testing::internal::GetCapturedStderr();
+  EXPECT_FALSE(g_options.full_checks);
+  EXPECT_NE(err.find("spanalloc: ignoring SPANALLOC_CHECKS=paranoid: expected default or full"), std::string::npos) << err;
 }
 
 TEST_F(OptionsTest, BadValuesAreReportedAndIgnored) {

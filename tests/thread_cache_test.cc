@@ -9,6 +9,7 @@
 
 #include "allocator.h"
 #include "central_list.h"
+#include "free_list.h"
 #include "options.h"
 #include "spanalloc.h"
 
@@ -34,7 +35,7 @@ TEST(ThreadCache, ListLengthsStayWithinTheirBounds) {
     const FreeList &l = tc->lists[cl];
     EXPECT_LE(l.length, l.max_length) << "class " << cl;
     uint32_t n = 0;
-    for (void *p = l.head; p; p = *static_cast<void **>(p)) n++;
+    for (void *p = l.head; p; p = LinkOf(p)) n++;
     EXPECT_EQ(n, l.length) << "class " << cl;
     max_bytes += uint64_t(l.max_length) * kClassShape[cl].size;
   }

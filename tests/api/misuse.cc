@@ -1,6 +1,9 @@
-// Misuse: double frees and frees of pointers spanalloc never returned must
-// print one line naming the pointer and the fault, then abort(). These are
-// spanalloc-specific (the C library's messages differ).
+// Misuse: double frees (however far apart, on whichever thread), frees of
+// pointers spanalloc never returned, writes over a free block's link (after
+// free, or overflowing from the block before it), use of a freed block and
+// sizes that do not match the block must print one line naming the fault and
+// the pointer, then abort(). These are spanalloc-specific (the C library's
+// messages differ).
 #include <errno.h>
 #include <malloc.h>
 #include <signal.h>
@@ -9,8 +12,11 @@
 
 #include <cstdio>
 #include <cstring>
+#include <atomic>
 #include <new>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include <gtest/gtest.h>
 
@@ -20,18 +26,21 @@ using namespace api;
 
 namespace {
 
-// The message for `p`: "spanalloc: free(0x...): <fault>" on one line (the
-// function may be named otherwise, e.g. realloc; the pointer may be printed
-// with leading zeros).
-std::string message_for(const void *p, const char *fault) {
+// The message for `p`: one line "spanalloc: <fault> of 0x... (<function>:
+// <what is known>)" (the pointer may be printed with leading zeros); `detail`
+// is matched anywhere in the parenthesis.
+std::string message_for(const void *p, const char *fault, const std::string &detail = "") {
   char hex[32];
   snprintf(hex, sizeof hex, "%lx", static_cast<unsigned long>(reinterpret_cast<uintptr_t>(p)));
-  return std::string("spanalloc: [^\n]*0x0*") + hex + "[^0-9a-fx][^\n]*" + fault;
+  return std::string("spanalloc: ") + fault + " of 0x0*" + hex + " \\([^\n]*" + detail;
 }
 const char *const kDouble = "double free";
-const char *const kNotOurs = "invalid pointer \\(not allocated by spanalloc\\)";
-const char *const kInterior = "invalid pointer \\(not the start of an object\\)";
+const char *const kInvalid = "invalid pointer";
+const char *const kNotOurs = "not allocated by spanalloc";
+const char *const kInterior = "not the start of an object";
 const char *const kAnyInvalid = "(double free|invalid pointer)";
+const char *const kCorrupt = "free-list corruption";
+const char *const kCorruptDetail = "free, its link overwritten by a write after free or an overflow";
 
 const ::testing::KilledBySignal kAbort(SIGABRT);
 
@@ -139,7 +148,7 @@ TEST_F(Misuse, FreeStackPointer) {
 
 TEST_F(Misuse, FreeStaticPointer) {
   void *p = opaque(static_cast<void *>(g_static_buffer));
-  EXPECT_EXIT(free(p), kAbort, message_for(p, kNotOurs));
+  EXPECT_EXIT(free(p), kAbort, message_for(p, kInvalid, kNotOurs));
 }
 
 TEST_F(Misuse, FreeMmapPointer) {
@@ -149,7 +158,7 @@ TEST_F(Misuse, FreeMmapPointer) {
   memset(m, 1, len);
   for (size_t off : {size_t{0}, size_t{16}, kPage, 64 * kKiB}) {
     void *p = static_cast<char *>(m) + off;
-    EXPECT_EXIT(free(opaque(p)), kAbort, message_for(p, kNotOurs)) << "offset " << off;
+    EXPECT_EXIT(free(opaque(p)), kAbort, message_for(p, kInvalid, kNotOurs)) << "offset " << off;
   }
   munmap(m, len);
 }
@@ -158,7 +167,7 @@ TEST_F(Misuse, FreeWildPointers) {
   for (uintptr_t a : {uintptr_t{0x1000}, uintptr_t{0x10}, uintptr_t{0x7ffdeadbe000}, uintptr_t{0x7fffffffe000},
                       uintptr_t{0x00007f0000001230}, uintptr_t{0xffff800000000000}, uintptr_t{0xfffffffffffff000}}) {
     void *p = reinterpret_cast<void *>(a);
-    EXPECT_EXIT(free(opaque(p)), kAbort, message_for(p, kNotOurs)) << "address " << p;
+    EXPECT_EXIT(free(opaque(p)), kAbort, message_for(p, kInvalid, kNotOurs)) << "address " << p;
   }
 }
 
@@ -169,7 +178,7 @@ TEST_F(Misuse, FreeInteriorPointerSmall) {
     for (size_t off : {size_t{1}, size_t{8}, size_t{16}, n / 2, n - 1}) {
       if (off == 0 || off >= n) continue;
       void *q = p + off;
-      EXPECT_EXIT(free(opaque(q)), kAbort, message_for(q, kInterior)) << "size " << n << " offset " << off;
+      EXPECT_EXIT(free(opaque(q)), kAbort, message_for(q, kInvalid, kInterior)) << "size " << n << " offset " << off;
     }
     free(p);
   }
@@ -181,7 +190,7 @@ TEST_F(Misuse, FreeInteriorPointerLarge) {
     ASSERT_NE(p, nullptr);
     for (size_t off : {size_t{16}, size_t{100}, kPage, 8 * kKiB, n / 2, n - 8}) {
       void *q = p + off;
-      EXPECT_EXIT(free(opaque(q)), kAbort, message_for(q, kInterior)) << "size " << n << " offset " << off;
+      EXPECT_EXIT(free(opaque(q)), kAbort, message_for(q, kInvalid, kInterior)) << "size " << n << " offset " << off;
     }
     free(p);
   }
@@ -191,14 +200,14 @@ TEST_F(Misuse, InteriorPointerThroughOtherEntryPoints) {
   char *p = static_cast<char *>(malloc(opaque_size(200)));
   ASSERT_NE(p, nullptr);
   void *q = p + 16;
-  EXPECT_EXIT(::operator delete(opaque(q)), kAbort, message_for(q, kInterior));
-  EXPECT_EXIT(escape(realloc(opaque(q), 400)), kAbort, message_for(q, kInterior));
+  EXPECT_EXIT(::operator delete(opaque(q)), kAbort, message_for(q, kInvalid, kInterior));
+  EXPECT_EXIT(escape(realloc(opaque(q), 400)), kAbort, message_for(q, kInvalid, kInterior));
   EXPECT_EXIT(
       {
         if (FreeSizedFn fs = free_sized_fn()) fs(opaque(q), 100);
         else free(opaque(q));
       },
-      kAbort, message_for(q, kInterior));
+      kAbort, message_for(q, kInvalid, kInterior));
   free(p);
 }
 
@@ -214,7 +223,7 @@ TEST_F(Misuse, MessageIsOneLine) {
         free(p);
         free(again);
       },
-      kAbort, "(^|\n)" + message_for(p, kDouble) + "\n");
+      kAbort, "(^|\n)" + message_for(p, kDouble) + "\\)\n");
   free(p);
 }
 
@@ -242,4 +251,223 @@ TEST_F(Misuse, UsableAfterENOMEM) {
       },
       kAbort, message_for(p, kDouble));
   free(p);
+}
+
+// ---- issue 9: the cases that once went through ------------------------------
+
+TEST_F(Misuse, DoubleFreeWithOtherFreesBetween) {
+  // free(p); free(q); free(r); free(p): p is no longer the top of the list.
+  for (size_t n : {16ul, 48ul, 1000ul, 20000ul}) {
+    void *p = malloc(opaque_size(n));
+    void *q = malloc(opaque_size(n));
+    void *r = malloc(opaque_size(n));
+    ASSERT_TRUE(p && q && r);
+    EXPECT_EXIT(
+        {
+          void *again = opaque(p);
+          free(p);
+          free(q);
+          free(r);
+          free(again);
+        },
+        kAbort, message_for(p, kDouble, "-byte block, already on this thread's free list"))
+        << "size " << n;
+    // Frees of other sizes, and mallocs, in between.
+    EXPECT_EXIT(
+        {
+          void *again = opaque(p);
+          free(p);
+          free(q);
+          for (int i = 0; i < 50; ++i) free(malloc(opaque_size(8 + 16 * i)));
+          escape(malloc(opaque_size(n)));  // takes q back; p stays free
+          free(r);
+          free(again);
+        },
+        kAbort, message_for(p, kDouble))
+        << "size " << n;
+    free(p);
+    free(q);
+    free(r);
+  }
+}
+
+TEST_F(Misuse, DoubleFreeByAnotherThread) {
+  void *p = malloc(opaque_size(64));
+  ASSERT_NE(p, nullptr);
+  // The other thread frees p and stays alive, p in its cache.
+  EXPECT_EXIT(
+      {
+        std::atomic<int> stage{0};
+        std::thread t([&] {
+          free(opaque(p));
+          stage = 1;
+          while (stage.load() != 2) std::this_thread::yield();
+        });
+        while (stage.load() != 1) std::this_thread::yield();
+        free(opaque(p));
+      },
+      kAbort, message_for(p, kDouble, "64-byte block, already free: freed by another thread"));
+  // The other thread frees p and exits (its cache goes back to the central list).
+  EXPECT_EXIT(
+      {
+        std::thread t([&] { free(opaque(p)); });
+        t.join();
+        free(opaque(p));
+      },
+      kAbort, message_for(p, kDouble));
+  // This thread frees p, another frees it again.
+  EXPECT_EXIT(
+      {
+        free(opaque(p));
+        std::thread t([&] { free(opaque(p)); });
+        t.join();
+      },
+      kAbort, message_for(p, kDouble));
+  free(p);
+}
+
+TEST_F(Misuse, WriteAfterFreeOverTheLink) {
+  for (size_t n : {16ul, 32ul, 256ul, 4096ul}) {
+    void *p = malloc(opaque_size(n));
+    ASSERT_NE(p, nullptr);
+    for (int byte : {0x41, 0x00, 0xff}) {
+      EXPECT_EXIT(
+          {
+            free(opaque(p));
+            memset(opaque(p), byte, 16);
+            escape(malloc(opaque_size(n)));
+            escape(malloc(opaque_size(n)));
+          },
+          kAbort, message_for(p, kCorrupt, kCorruptDetail))
+          << "size " << n << " byte " << byte;
+    }
+    // A pointer written over the link (a dangling object still in use).
+    EXPECT_EXIT(
+        {
+          void *other = malloc(opaque_size(n));
+          free(opaque(p));
+          *static_cast<void **>(opaque(p)) = other;
+          escape(malloc(opaque_size(n)));
+        },
+        kAbort, message_for(p, kCorrupt));
+    free(p);
+  }
+}
+
+TEST_F(Misuse, OverflowIntoFreeNeighbour) {
+  // Two neighbours a, b of one class; b freed, then 16 bytes written past a.
+  for (size_t n : {32ul, 48ul, 128ul}) {
+    std::vector<char *> blocks;
+    char *a = nullptr, *b = nullptr;
+    for (int i = 0; i < 512 && a == nullptr; ++i) {
+      blocks.push_back(static_cast<char *>(malloc(opaque_size(n))));
+      for (char *x : blocks)
+        if (blocks.back() == x + n) a = x, b = blocks.back();
+    }
+    ASSERT_NE(a, nullptr) << "no two neighbouring blocks of " << n << " bytes";
+    EXPECT_EXIT(
+        {
+          free(opaque(b));
+          memset(opaque(a), 0x41, n + 16);
+          escape(malloc(opaque_size(n)));
+        },
+        kAbort, message_for(b, kCorrupt, kCorruptDetail))
+        << "size " << n;
+    for (char *x : blocks) free(x);
+  }
+}
+
+TEST_F(Misuse, UsableSizeOfFreedBlock) {
+  void *p = malloc(opaque_size(48));
+  ASSERT_NE(p, nullptr);
+  EXPECT_EXIT(
+      {
+        free(opaque(p));
+        escape(reinterpret_cast<void *>(malloc_usable_size(opaque(p))));
+      },
+      kAbort, message_for(p, "use after free", "48-byte block, already free"));
+  free(p);
+  void *big = malloc(opaque_size(200000));
+  ASSERT_NE(big, nullptr);
+  EXPECT_EXIT(
+      {
+        free(opaque(big));
+        escape(reinterpret_cast<void *>(malloc_usable_size(opaque(big))));
+      },
+      kAbort, message_for(big, "(use after free|invalid pointer)"));
+  free(big);
+}
+
+TEST_F(Misuse, ReallocOfFreedBlock) {
+  void *p = malloc(opaque_size(48));
+  ASSERT_NE(p, nullptr);
+  for (size_t n : {40ul, 48ul, 8ul, 1000ul}) {  // fits (inline path), shrinks, grows
+    EXPECT_EXIT(
+        {
+          free(opaque(p));
+          escape(realloc(opaque(p), opaque_size(n)));
+        },
+        kAbort, message_for(p, kDouble, "realloc: 48-byte block, already free"))
+        << "new size " << n;
+  }
+  free(p);
+}
+
+TEST_F(Misuse, FreeSizedMismatch) {
+  FreeSizedFn fs = free_sized_fn();
+  ASSERT_NE(fs, nullptr) << "free_sized not exported";
+  void *p = malloc(opaque_size(48));
+  ASSERT_NE(p, nullptr);
+  for (size_t wrong : {100ul, 8ul, 0ul, 4096ul}) {
+    EXPECT_EXIT(fs(opaque(p), opaque_size(wrong)), kAbort,
+                message_for(p, "size mismatch", "free_sized: 48-byte block, freed with size " + std::to_string(wrong) + "\\)"))
+        << "size " << wrong;
+  }
+  void *big = malloc(opaque_size(100000));
+  ASSERT_NE(big, nullptr);
+  EXPECT_EXIT(fs(opaque(big), opaque_size(1000)), kAbort, message_for(big, "size mismatch", "freed with size 1000"));
+  // The sizes that do match: what was asked for, and a realloc that kept the block.
+  fs(opaque(p), opaque_size(48));
+  fs(opaque(big), opaque_size(100000));
+  void *q = malloc(opaque_size(40));
+  ASSERT_NE(q, nullptr);
+  fs(opaque(q), opaque_size(33));
+  void *r = realloc(malloc(opaque_size(1000)), opaque_size(600));
+  ASSERT_NE(r, nullptr);
+  fs(opaque(r), opaque_size(600));
+}
+
+TEST_F(Misuse, SizedDeleteMismatchWithFullChecks) {
+  // SPANALLOC_CHECKS is read at start-up: the child is a fresh run of this
+  // binary with the variable set.
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  setenv("SPANALLOC_CHECKS", "full", 1);
+  EXPECT_EXIT(
+      {
+        void *p = ::operator new(opaque_size(48));
+        ::operator delete(opaque(p), opaque_size(200));
+      },
+      kAbort, "spanalloc: size mismatch of 0x[0-9a-f]+ \\(operator delete: 48-byte block, freed with size 200\\)");
+  EXPECT_EXIT(
+      {
+        void *p = ::operator new[](opaque_size(100000));
+        ::operator delete[](opaque(p), opaque_size(10));
+      },
+      kAbort, "spanalloc: size mismatch of 0x[0-9a-f]+ \\(operator delete\\[\\]: [0-9]+-byte block, freed with size 10\\)");
+  // Matching sizes pass the checks: new, new[] with a cookie, aligned new.
+  EXPECT_EXIT(
+      {
+        for (size_t n : {1ul, 48ul, 1000ul, 5000ul, 40000ul, 3000000ul}) {
+          void *p = ::operator new(opaque_size(n));
+          ::operator delete(opaque(p), opaque_size(n));
+          void *a = ::operator new(opaque_size(n), std::align_val_t{256});
+          ::operator delete(opaque(a), opaque_size(n), std::align_val_t{256});
+        }
+        std::string *arr = new std::string[opaque_size(7)];
+        delete[] opaque(arr);
+        fprintf(stderr, "sized deletes passed\n");
+        exit(0);
+      },
+      ::testing::ExitedWithCode(0), "sized deletes passed");
+  unsetenv("SPANALLOC_CHECKS");
 }

@@ -1,0 +1,62 @@
+// See free_list.h for the link encoding and where links are checked.
+#include "free_list.h"
+
+#include <sys/random.h>
+#include <time.h>
+
+#include "page_map.h"
+#include "size_classes.h"
+
+namespace spanalloc {
+
+constinit uint64_t g_link_secret = 0;
+
+namespace {
+uint64_t Mix(uint64_t x) {  // splitmix64's finaliser
+  x ^= x >> 30;
+  x *= 0xbf58476d1ce4e5b9ull;
+  x ^= x >> 27;
+  x *= 0x94d049bb133111ebull;
+  return x ^ (x >> 31);
+}
+}  // namespace
+
+void InitLinkSecret() noexcept {
+  if (__atomic_load_n(&g_link_secret, __ATOMIC_ACQUIRE) != 0) return;
+  uint64_t r = 0;
+  if (getrandom(&r, sizeof r, GRND_NONBLOCK) != ssize_t(sizeof r)) {
+    // No entropy yet (early boot) or no syscall: the clock and the address
+    // space layout, which ASLR randomises.
+    timespec ts{};
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    r = Mix(uint64_t(ts.tv_nsec) ^ (uint64_t(ts.tv_sec) << 32) ^ reinterpret_cast<uintptr_t>(&ts) ^
+            reinterpret_cast<uintptr_t>(&g_link_secret));
+  }
+  // Bit 63 set: a cleared word (0) never decodes plausibly. Bit 62 clear: nor
+  // does an all-ones word. Low bits set: nor does an aligned pointer.
+  r = (r | (uint64_t{1} << 63) | 7) & ~(uint64_t{1} << 62);
+  uint64_t expected = 0;
+  __atomic_compare_exchange_n(&g_link_secret, &expected, r, false, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
+}
+
+bool LinkIsValid(const void *link, uint32_t cl) noexcept {
+  if (link == nullptr) return true;
+  if (!LinkIsPlausible(link)) return false;
+  uint64_t e = ClassEntry(link);
+  if ((e & kClassMask) != cl) return false;
+  uint64_t off = reinterpret_cast<uintptr_t>(link) - (e & ~kClassMask);
+  return off * kClassMagic[cl] < kClassMagic[cl];
+}
+
+void *CheckedLinkOf(const void *slot, uint32_t cl, const char *func) noexcept {
+  void *next = LinkOf(slot);
+  if (SPANALLOC_UNLIKELY(!LinkIsValid(next, cl))) FatalCorruptLink(slot, cl, func);
+  return next;
+}
+
+void FatalCorruptLink(const void *slot, uint32_t cl, const char *func) noexcept {
+  FatalMisuse(func, slot, "free-list corruption", "free, its link overwritten by a write after free or an overflow from the block before it",
+              ClassSize(cl));
+}
+
+}  // namespace spanalloc

@@ -1,0 +1,74 @@
+// Free-list links: how a free small object points at the next one, in the
+// thread caches' lists and in the central lists' batches (the only places a
+// link lives in freed memory; spans track their free objects in a bitmap).
+//
+// Encoding (safe-linking, as glibc and mimalloc's secure mode do it): a free
+// object's first word holds
+//     stored = next ^ g_link_secret ^ slot        (slot = the object itself)
+// so a link is never a usable pointer in memory, differs from slot to slot,
+// and garbage written over it decodes to garbage.
+//
+// The secret is random per process (free_list.cc), set once before the first
+// link is written, and shaped so that two facts hold:
+//   (1) a decoded link is "plausible" when (link & kLinkBadBits) == 0: a
+//       canonical user-space address, 8-aligned (every object is), or null
+//       (end of list). Anything written over a link -- zeros, small
+//       integers, pointers, text -- decodes to an implausible value except
+//       with probability 2^-20 for a random word (17 high bits and 3 low bits
+//       must all come out zero).
+//   (2) a word of 0 never decodes plausibly (the secret's bit 63 is set).
+//       malloc clears the first word of every object it hands out, so a
+//       block whose first word decodes plausibly when it is freed is almost
+//       surely already free: that is how free() finds double frees without
+//       walking any list (mimalloc's trick). The suspect is then checked in
+//       full, out of line (LinkIsValid), and only reported if it holds.
+// Where links are checked:
+//   malloc fast path (allocator.h)   -- plausibility of the popped link, inline;
+//                                       an implausible one is reported, not followed.
+//   free fast path (allocator.h)     -- plausibility of the freed block's own
+//                                       first word: double-free suspicion.
+//   every slow path that walks links -- full check (LinkIsValid): an object
+//       (refill, flush, central list)   start in a small span of the list's class.
+#pragma once
+
+#include <cstdint>
+
+#include "common.h"
+
+namespace spanalloc {
+
+// Non-canonical (bits 63..47) or misaligned (bits 2..0) pointer bits.
+inline constexpr uint64_t kLinkBadBits = 0xffff800000000007ull;
+
+// Set once (InitLinkSecret) before the first link is written; read without
+// a lock afterwards (objects reach a thread only through a lock or the
+// user's own synchronisation, which orders the write before any read).
+extern uint64_t g_link_secret __attribute__((visibility("hidden")));
+
+// A free object's first word, as the allocator reads and writes it.
+using LinkWord = uint64_t __attribute__((may_alias));
+
+SPANALLOC_INLINE uint64_t LinkKey(const void *slot) { return g_link_secret ^ reinterpret_cast<uintptr_t>(slot); }
+// The decoded link of free object `slot` (no check).
+SPANALLOC_INLINE void *LinkOf(const void *slot) {
+  return reinterpret_cast<void *>(*static_cast<const LinkWord *>(slot) ^ LinkKey(slot));
+}
+SPANALLOC_INLINE void SetLink(void *slot, const void *next) {
+  *static_cast<LinkWord *>(slot) = reinterpret_cast<uintptr_t>(next) ^ LinkKey(slot);
+}
+SPANALLOC_INLINE bool LinkIsPlausible(const void *link) {
+  return (reinterpret_cast<uintptr_t>(link) & kLinkBadBits) == 0;
+}
+
+// Sets the secret if it is not set yet (any thread, any number of times).
+void InitLinkSecret() noexcept;
+// Full check: link is null or the start of an object in a small span of
+// class cl.
+bool LinkIsValid(const void *link, uint32_t cl) noexcept;
+// The link of free object slot of class cl, checked in full; a fatal report
+// (naming func and slot) when it does not hold.
+void *CheckedLinkOf(const void *slot, uint32_t cl, const char *func) noexcept;
+// Reports the overwritten link of free object slot of class cl and aborts.
+[[noreturn]] SPANALLOC_COLD void FatalCorruptLink(const void *slot, uint32_t cl, const char *func) noexcept;
+
+}  // namespace spanalloc
