@@ -14,7 +14,7 @@
 namespace iolimit {
 namespace {
 
-bool parse_uint(const std::string& s, unsigned& out) {
+bool parse_uint(const std::string &s, unsigned &out) {
   if (s.empty() || s.size() > 9) return false;
   for (char c : s)
     if (c < '0' || c > '9') return false;
@@ -22,18 +22,18 @@ bool parse_uint(const std::string& s, unsigned& out) {
   return true;
 }
 
-bool parse_majmin(const std::string& s, unsigned& maj, unsigned& min) {
+bool parse_majmin(const std::string &s, unsigned &maj, unsigned &min) {
   auto colon = s.find(':');
   if (colon == std::string::npos) return false;
   return parse_uint(s.substr(0, colon), maj) && parse_uint(s.substr(colon + 1), min);
 }
 
-bool exists(const std::string& p) {
+bool exists(const std::string &p) {
   struct stat st;
   return stat(p.c_str(), &st) == 0;
 }
 
-std::string uevent_value(const std::string& dir, const std::string& key) {
+std::string uevent_value(const std::string &dir, const std::string &key) {
   std::ifstream f(dir + "/uevent");
   std::string line;
   while (std::getline(f, line))
@@ -43,7 +43,7 @@ std::string uevent_value(const std::string& dir, const std::string& key) {
 
 }  // namespace
 
-BlockDevice resolve_device(const std::string& spec, const std::string& sysfs) {
+BlockDevice resolve_device(const std::string &spec, const std::string &sysfs) {
   BlockDevice d;
   if (!parse_majmin(spec, d.major, d.minor)) {
     struct stat st;

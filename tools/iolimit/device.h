@@ -21,6 +21,6 @@ struct BlockDevice {
 // `spec`: "MAJ:MIN", a block device node, or any path (its filesystem's
 // device). `sysfs` is the sysfs mount point (tests pass a fake tree).
 // Throws std::runtime_error with a message for the user.
-BlockDevice resolve_device(const std::string& spec, const std::string& sysfs = "/sys");
+BlockDevice resolve_device(const std::string &spec, const std::string &sysfs = "/sys");
 
 }  // namespace iolimit

@@ -6,9 +6,10 @@
 
 namespace iolimit {
 
-uint64_t parse_rate(const std::string& text, const std::string& option, bool iops) {
-  auto bad = [&](const std::string& why) {
-    return UsageError("invalid value '" + text + "' for " + option + ": " + why);
+uint64_t parse_rate(const std::string &text, const std::string &option, bool iops) {
+  auto bad = [&](const std::string &why) {
+    std::string shown = text.size() > 40 ? text.substr(0, 40) + "..." : text;
+    return UsageError("invalid value '" + shown + "' for " + option + ": " + why);
   };
   std::size_t i = 0;
   uint64_t v = 0;
@@ -20,14 +21,20 @@ uint64_t parse_rate(const std::string& text, const std::string& option, bool iop
   }
   if (i == 0) throw bad("expected a number with an optional K, M, G or T suffix");
   std::string suffix = text.substr(i);
-  for (char& c : suffix) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  for (char &c : suffix) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
   int shift = 0;
-  if (suffix.empty()) shift = 0;
-  else if (suffix == "K" || suffix == "KI") shift = 10;
-  else if (suffix == "M" || suffix == "MI") shift = 20;
-  else if (suffix == "G" || suffix == "GI") shift = 30;
-  else if (suffix == "T" || suffix == "TI") shift = 40;
-  else throw bad("unknown suffix '" + text.substr(i) + "' (use K, M, G or T; 1K = 1024)");
+  if (suffix.empty())
+    shift = 0;
+  else if (suffix == "K" || suffix == "KI")
+    shift = 10;
+  else if (suffix == "M" || suffix == "MI")
+    shift = 20;
+  else if (suffix == "G" || suffix == "GI")
+    shift = 30;
+  else if (suffix == "T" || suffix == "TI")
+    shift = 40;
+  else
+    throw bad("unknown suffix (use K, M, G or T; 1K = 1024)");
   if (shift && v > (std::numeric_limits<uint64_t>::max() >> shift)) throw bad("too large");
   v <<= shift;
   if (v == 0) throw bad("must be greater than 0 (leave the option out for no limit)");
@@ -37,7 +44,7 @@ uint64_t parse_rate(const std::string& text, const std::string& option, bool iop
 
 std::string human_bytes(uint64_t bytes) {
   if (bytes < 1024) return std::to_string(bytes) + " B";
-  static const char* units[] = {"KiB", "MiB", "GiB", "TiB", "PiB"};
+  static const char *units[] = {"KiB", "MiB", "GiB", "TiB", "PiB"};
   double v = static_cast<double>(bytes);
   int u = -1;
   while (v >= 1024 && u < 4) {

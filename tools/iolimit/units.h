@@ -15,7 +15,7 @@ struct UsageError : std::runtime_error {
 // (also Ki, Mi, Gi, Ti; case-insensitive; 1K = 1024). Zero, negatives,
 // fractions, unknown suffixes and overflow throw UsageError naming `option`.
 // IOPS limits must fit in 32 bits (the kernel silently clamps above that).
-uint64_t parse_rate(const std::string& text, const std::string& option, bool iops);
+uint64_t parse_rate(const std::string &text, const std::string &option, bool iops);
 
 std::string human_bytes(uint64_t bytes);
 

@@ -14,19 +14,17 @@ namespace pid1 {
 
 namespace {
 
-// Own process group, in the foreground of the terminal if there is one.
+// Own process group, in the terminal's foreground if pid1 had it.
 // SIGTTOU is still blocked here, so tcsetpgrp cannot stop the child.
-void become_foreground() {
+void own_group(bool foreground) {
   setpgid(0, 0);
-  if (isatty(STDIN_FILENO)) tcsetpgrp(STDIN_FILENO, getpgrp());  // ENOTTY, ENXIO: fine
+  if (foreground) tcsetpgrp(STDIN_FILENO, getpgrp());
 }
 
-int exec_failure_status(int err) {
-  return err == ENOENT || err == ENOTDIR ? kExitNotFound : kExitCannotExec;
-}
+int exec_failure_status(int err) { return err == ENOENT || err == ENOTDIR ? kExitNotFound : kExitCannotExec; }
 
-[[noreturn]] void run_command(char** argv) {
-  become_foreground();
+[[noreturn]] void run_command(char **argv, bool foreground) {
+  own_group(foreground);
   clear_signal_state();
   execvp(argv[0], argv);
   int err = errno;
@@ -36,10 +34,10 @@ int exec_failure_status(int err) {
 
 }  // namespace
 
-pid_t spawn_child(char** argv) {
+pid_t spawn_child(char **argv, bool foreground) {
   std::fflush(nullptr);
   pid_t pid = fork();
-  if (pid == 0) run_command(argv);
+  if (pid == 0) run_command(argv, foreground);
   if (pid > 0) setpgid(pid, pid);  // also here, so the group exists at once
   return pid;
 }

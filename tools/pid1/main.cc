@@ -1,6 +1,7 @@
 // main.cc: pid1's entry point: options, signal take-over, child, loop.
 #include <signal.h>
 #include <sys/prctl.h>
+#include <termios.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -23,7 +24,7 @@ void become_reaper() {
 
 }  // namespace
 
-int main(int argc, char** argv) {
+int main(int argc, char **argv) {
   Options opt;
   if (!parse_options(argc, argv, opt)) return kExitUsage;
   if (opt.help) return print_help(), 0;
@@ -32,7 +33,11 @@ int main(int argc, char** argv) {
   if (sigprocmask(SIG_BLOCK, &waited, nullptr) != 0) return std::perror("pid1: sigprocmask"), 1;
   reset_dispositions();
   become_reaper();
-  pid_t child = spawn_child(opt.command);
+  // The child takes the terminal only from pid1's own group: a pid1 started
+  // in the background must leave it to the shell.
+  bool foreground = isatty(STDIN_FILENO) && tcgetpgrp(STDIN_FILENO) == getpgrp();
+  opt.job_control = isatty(STDIN_FILENO) && tcgetsid(STDIN_FILENO) == getsid(0) && getsid(0) != getpid();
+  pid_t child = spawn_child(opt.command, foreground);
   if (child < 0) return std::perror("pid1: fork"), 1;
   return supervise(child, opt, waited);
 }

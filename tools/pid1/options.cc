@@ -3,15 +3,14 @@
 
 #include <getopt.h>
 
-#include <cmath>
 #include <cstdio>
-#include <cstdlib>
+#include <cstring>
 
 namespace pid1 {
 
 namespace {
 
-constexpr const char* kHelp = R"(NAME
+constexpr const char *kHelp = R"(NAME
     pid1 - a minimal init for containers: forward signals, reap zombies
 
 SYNOPSIS
@@ -34,20 +33,33 @@ DESCRIPTION
     (PR_SET_CHILD_SUBREAPER), so orphans of COMMAND still come to it.
 
     COMMAND runs in its own process group, which becomes the foreground
-    group of the terminal on stdin if there is one, with an empty signal
+    group of the terminal on stdin if pid1's group was, with an empty signal
     mask and default dispositions for every signal, whatever pid1 inherited.
     Stdin, stdout and stderr are passed through untouched.
 
-    After the first SIGTERM, COMMAND has the grace period to exit. A second
-    SIGTERM within it, or its end, sends SIGKILL to COMMAND's process group.
+    SIGTERM is only forwarded, like every other signal, unless --grace is
+    given: then COMMAND has that long after the first SIGTERM to exit, and
+    a second SIGTERM within it, or its end, sends SIGKILL to COMMAND's
+    process group. (An orchestrator that sends SIGTERM has its own grace
+    period and SIGKILL; pid1 cutting it short could lose data.)
+
+    Job control: COMMAND takes the terminal's foreground only if pid1 had
+    it (a background pid1 leaves the terminal to its shell). When COMMAND
+    is stopped (Ctrl-Z, SIGTTIN, ...) pid1 stops too, as one shell job,
+    and hands the terminal back to its own process group; when the shell
+    continues it (fg, bg), pid1 continues COMMAND, with the terminal if
+    pid1 got it back. (Not as a session leader, e.g. PID 1 of a container:
+    there is no shell above it to take the terminal.)
 
 OPTIONS
     -g, --group
         Forward signals to COMMAND's process group (kill(-pgid, sig)), so
         that a shell and the programs it started all receive them.
     --grace SECONDS
-        Grace period after the first SIGTERM (default 10; fractions allowed).
-        0 turns escalation off: SIGTERM is only forwarded.
+        Turns on escalation: SIGKILL SECONDS after the first SIGTERM, or at
+        a second SIGTERM before that. SECONDS is a decimal number (digits,
+        optionally a point and up to 9 decimals), at most 1000000000; 0
+        leaves escalation off, the default (SIGTERM is only forwarded).
     -v, --verbose
         Report forwarded signals, reaped orphans and escalation on stderr.
     -h, --help
@@ -59,8 +71,8 @@ OPTIONS
 
 EXIT STATUS
     N       COMMAND exited with status N.
-    128+N   COMMAND was killed by signal N (137 after the SIGKILL of the
-            grace period).
+    128+N   COMMAND was killed by signal N (137 after the SIGKILL of
+            --grace).
     126     COMMAND was found but could not be executed.
     127     COMMAND was not found.
     2       Bad option or no COMMAND.
@@ -78,36 +90,62 @@ EXAMPLES
 enum LongOnly { kGrace = 256, kVersion };
 
 const struct option kLongOptions[] = {
-    {"group", no_argument, nullptr, 'g'},
-    {"grace", required_argument, nullptr, kGrace},
-    {"verbose", no_argument, nullptr, 'v'},
-    {"help", no_argument, nullptr, 'h'},
-    {"version", no_argument, nullptr, kVersion},
-    {nullptr, 0, nullptr, 0},
+    {"group", no_argument, nullptr, 'g'},        {"grace", required_argument, nullptr, kGrace},
+    {"verbose", no_argument, nullptr, 'v'},      {"help", no_argument, nullptr, 'h'},
+    {"version", no_argument, nullptr, kVersion}, {nullptr, 0, nullptr, 0},
 };
 
-bool usage(const char* msg, const char* arg) {
+bool usage(const char *msg, const char *arg) {
   if (msg) std::fprintf(stderr, "pid1: %s%s%s\n", msg, arg ? arg : "", arg ? "'" : "");
   std::fprintf(stderr, "Try 'pid1 --help' for more information.\n");
   return false;
 }
 
-bool parse_grace(const char* arg, double& out) {
-  char* end = nullptr;
-  double v = std::strtod(arg, &end);
-  if (end == arg || *end != '\0' || !std::isfinite(v) || v < 0 || v > 1e9) return false;
-  out = v;
+// SECONDS: decimal digits, optionally '.' and up to 9 more (no sign,
+// blank, exponent, hex or "inf": strtod would take all of those).
+bool parse_grace(const char *arg, long long &out_ns) {
+  constexpr long long kMaxSeconds = 1000000000;
+  long long secs = 0, frac = 0;
+  const char *p = arg;
+  int int_digits = 0, frac_digits = 0;
+  for (; *p >= '0' && *p <= '9'; ++p, ++int_digits) {
+    secs = secs * 10 + (*p - '0');
+    if (secs > kMaxSeconds) return false;
+  }
+  if (*p == '.') {
+    for (++p; *p >= '0' && *p <= '9'; ++p, ++frac_digits) {
+      if (frac_digits == 9) return false;
+      frac = frac * 10 + (*p - '0');
+    }
+  }
+  if (*p != '\0' || int_digits + frac_digits == 0) return false;
+  for (int i = frac_digits; i < 9; ++i) frac *= 10;
+  if (secs == kMaxSeconds && frac > 0) return false;
+  out_ns = secs * 1000000000LL + frac;
   return true;
 }
 
-bool apply_option(int c, Options& opt) {
+bool apply_option(int c, Options &opt) {
   switch (c) {
-    case 'g': opt.group = true; return true;
-    case 'v': opt.verbose = true; return true;
-    case 'h': opt.help = true; return true;
-    case kVersion: opt.version = true; return true;
+    case 'g':
+      opt.group = true;
+      return true;
+    case 'v':
+      opt.verbose = true;
+      return true;
+    case 'h':
+      opt.help = true;
+      return true;
+    case kVersion:
+      opt.version = true;
+      return true;
     case kGrace:
-      return parse_grace(optarg, opt.grace) || usage("invalid --grace value '", optarg);
+      if (parse_grace(optarg, opt.grace_ns)) return true;
+      std::fprintf(stderr,
+                   "pid1: invalid --grace value '%.40s%s' (seconds: digits, optionally a point and up to 9 "
+                   "decimals; at most 1000000000)\n",
+                   optarg, std::strlen(optarg) > 40 ? "..." : "");
+      return usage(nullptr, nullptr);
     default:  // getopt already named the bad option
       return usage(nullptr, nullptr);
   }
@@ -115,7 +153,7 @@ bool apply_option(int c, Options& opt) {
 
 }  // namespace
 
-bool parse_options(int argc, char** argv, Options& opt) {
+bool parse_options(int argc, char **argv, Options &opt) {
   static char prog[] = "pid1";
   if (argc > 0) argv[0] = prog;  // getopt's own messages name the tool
   int c;

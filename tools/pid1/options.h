@@ -3,22 +3,25 @@
 
 namespace pid1 {
 
-constexpr int kExitUsage = 2;          // bad option or no command
-constexpr int kExitCannotExec = 126;   // command found but not executable
-constexpr int kExitNotFound = 127;     // command not found
-constexpr double kDefaultGrace = 10.0; // seconds
+constexpr int kExitUsage = 2;         // bad option or no command
+constexpr int kExitCannotExec = 126;  // command found but not executable
+constexpr int kExitNotFound = 127;    // command not found
 
 struct Options {
-  bool group = false;           // -g: signal the child's process group
-  double grace = kDefaultGrace; // --grace: seconds from SIGTERM to SIGKILL; 0: never
-  bool verbose = false;         // -v: say what is forwarded and reaped
+  bool group = false;      // -g: signal the child's process group
+  long long grace_ns = 0;  // --grace: SIGTERM to SIGKILL, in ns; 0 (default): never
+  bool verbose = false;    // -v: say what is forwarded and reaped
+  // Set by main, not an option: pid1 is a job of a shell on its controlling
+  // terminal (stdin is that terminal, pid1 is not the session leader), so
+  // it stops and continues in step with the child.
+  bool job_control = false;
   bool help = false;
   bool version = false;
-  char** command = nullptr;     // COMMAND [ARG...], null-terminated
+  char **command = nullptr;  // COMMAND [ARG...], null-terminated
 };
 
 // Parses argv; on a usage error prints it and returns false.
-bool parse_options(int argc, char** argv, Options& opt);
+bool parse_options(int argc, char **argv, Options &opt);
 
 void print_help();
 void print_version();

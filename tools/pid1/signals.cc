@@ -40,7 +40,7 @@ std::string signal_name(int sig) {
     int off = sig - SIGRTMIN;
     return off == 0 ? "SIGRTMIN" : "SIGRTMIN+" + std::to_string(off);
   }
-  const char* abbrev = sigabbrev_np(sig);
+  const char *abbrev = sigabbrev_np(sig);
   return abbrev ? std::string("SIG") + abbrev : "signal " + std::to_string(sig);
 }
 

@@ -3,6 +3,7 @@
 
 #include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <cstdio>
@@ -15,12 +16,13 @@ namespace {
 
 struct State {
   pid_t child;
-  const Options& opt;
+  const Options &opt;
   bool child_done = false;
   int child_status = 0;
-  bool term_seen = false;   // the grace period is running
-  bool killed = false;      // SIGKILL was sent
-  timespec deadline = {};   // end of the grace period (CLOCK_MONOTONIC)
+  int child_stopped = 0;   // signal that stopped the child, not yet handled
+  bool term_seen = false;  // the grace period is running
+  bool killed = false;     // SIGKILL was sent
+  timespec deadline = {};  // end of the grace period (CLOCK_MONOTONIC)
 };
 
 timespec now() {
@@ -29,8 +31,7 @@ timespec now() {
   return t;
 }
 
-timespec add_seconds(timespec t, double s) {
-  long long ns = static_cast<long long>(s * 1e9);
+timespec add_ns(timespec t, long long ns) {
   t.tv_sec += ns / 1000000000;
   t.tv_nsec += ns % 1000000000;
   if (t.tv_nsec >= 1000000000) {
@@ -47,17 +48,23 @@ timespec until(timespec a, timespec b) {
   return timespec{static_cast<time_t>(ns / 1000000000), static_cast<long>(ns % 1000000000)};
 }
 
-void say(const State& s, const char* fmt, int a, int b = 0) {
+void say(const State &s, const char *fmt, int a, int b = 0) {
   if (!s.opt.verbose) return;
   std::fprintf(stderr, "pid1: ");
   std::fprintf(stderr, fmt, a, b);
   std::fputc('\n', stderr);
 }
 
-void reap_all(State& s) {
+void reap_all(State &s) {
   int status;
   pid_t pid;
-  while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+  // WUNTRACED: a stop of the child is reported too (once per stop); a
+  // stopped orphan is left alone.
+  while ((pid = waitpid(-1, &status, WNOHANG | WUNTRACED)) > 0) {
+    if (WIFSTOPPED(status)) {
+      if (pid == s.child) s.child_stopped = WSTOPSIG(status);
+      continue;
+    }
     if (pid == s.child) {
       s.child_done = true;
       s.child_status = status;
@@ -67,14 +74,14 @@ void reap_all(State& s) {
   }
 }
 
-void escalate(State& s, const char* why) {
+void escalate(State &s, const char *why) {
   std::fprintf(stderr, "pid1: %s: sending SIGKILL to process group %d\n", why, s.child);
   kill(-s.child, SIGKILL);
   kill(s.child, SIGKILL);  // in case it left its group
   s.killed = true;
 }
 
-void forward(State& s, int sig) {
+void forward(State &s, int sig) {
   pid_t target = s.opt.group ? -s.child : s.child;
   int r = kill(target, sig);
   if (r != 0 && errno == ESRCH && s.opt.group) r = kill(s.child, sig);  // it left its group
@@ -84,16 +91,45 @@ void forward(State& s, int sig) {
                  s.opt.group ? "process group" : "pid", s.child);
 }
 
-void on_sigterm(State& s) {
-  if (s.opt.grace <= 0 || s.killed) return forward(s, SIGTERM);
+void on_sigterm(State &s) {
+  if (s.opt.grace_ns <= 0 || s.killed) return forward(s, SIGTERM);
   if (s.term_seen) return escalate(s, "second SIGTERM within the grace period");
   s.term_seen = true;
-  s.deadline = add_seconds(now(), s.opt.grace);
+  s.deadline = add_ns(now(), s.opt.grace_ns);
   forward(s, SIGTERM);
 }
 
+// Stops pid1 with SIG (the job-control signals are blocked here: unblock
+// it for the moment it takes; the kernel drops them for an orphaned
+// process group, and then pid1 simply goes on). Returns once continued.
+void stop_self(int sig) {
+  if (sig != SIGTSTP && sig != SIGTTIN && sig != SIGTTOU) sig = SIGSTOP;
+  sigset_t one;
+  sigemptyset(&one);
+  sigaddset(&one, sig);
+  kill(getpid(), sig);
+  sigprocmask(SIG_UNBLOCK, &one, nullptr);  // delivered here: pid1 stops
+  sigprocmask(SIG_BLOCK, &one, nullptr);
+}
+
+// The child stopped. As one shell job with it, pid1 stops too, after
+// taking the terminal back for its own group, where the shell expects to
+// find it; once the shell continues pid1 (fg or bg), pid1 hands the
+// terminal on to the child if it got it back (fg) and continues the child.
+void stop_in_step(State &s) {
+  int sig = s.child_stopped;
+  s.child_stopped = 0;
+  if (!s.opt.job_control) return;
+  if (tcgetpgrp(STDIN_FILENO) == s.child) tcsetpgrp(STDIN_FILENO, getpgrp());  // SIGTTOU is blocked
+  say(s, "child stopped by signal %d; stopping too", sig);
+  stop_self(sig);
+  if (tcgetpgrp(STDIN_FILENO) == getpgrp()) tcsetpgrp(STDIN_FILENO, s.child);
+  if (kill(-s.child, SIGCONT) != 0) kill(s.child, SIGCONT);
+  say(s, "continued; continuing the child %d", s.child);
+}
+
 // Waits for the next signal; 0 when the grace period ran out.
-int next_signal(State& s, const sigset_t& waited) {
+int next_signal(State &s, const sigset_t &waited) {
   for (;;) {
     bool timed = s.term_seen && !s.killed;
     timespec left = timed ? until(now(), s.deadline) : timespec{};
@@ -111,15 +147,22 @@ int exit_status_for(int wait_status) {
   return WEXITSTATUS(wait_status);
 }
 
-int supervise(pid_t child, const Options& opt, const sigset_t& waited) {
+int supervise(pid_t child, const Options &opt, const sigset_t &waited) {
   State s{child, opt};
   for (;;) {
     reap_all(s);
     if (s.child_done) break;
+    if (s.child_stopped) {
+      stop_in_step(s);
+      continue;
+    }
     int sig = next_signal(s, waited);
-    if (sig == 0) escalate(s, "grace period over");
-    else if (sig == SIGTERM) on_sigterm(s);
-    else if (sig != SIGCHLD) forward(s, sig);
+    if (sig == 0)
+      escalate(s, "grace period over");
+    else if (sig == SIGTERM)
+      on_sigterm(s);
+    else if (sig != SIGCHLD)
+      forward(s, sig);
   }
   return exit_status_for(s.child_status);
 }

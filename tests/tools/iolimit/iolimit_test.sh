@@ -177,6 +177,65 @@ else
   fail "cannot create a partitioned loop device for the partition test"
 fi
 
+# Any catchable signal sent to iolimit (not only the four it used to take):
+# passed on to the command, which dies of it; the cgroup is removed; exit
+# 128+N. The command is sleep (dd would catch SIGUSR1 and go on). SIGINT
+# and SIGQUIT are left out: bash starts background jobs with them ignored
+# (Ctrl-C is tested above). No core files: ulimit -c 0.
+ulimit -c 0
+for sig in HUP USR1 USR2 ALRM PIPE VTALRM PROF XCPU XFSZ IO PWR SYS STKFLT ABRT RTMIN RTMAX; do
+  : >"$tmp/err"
+  "$IOL" --wbps 1M -- sleep 300 2>"$tmp/err" </dev/null &
+  p=$!
+  for _ in $(seq 200); do [[ -n $(cgroup_of) ]] && break; sleep 0.1; done
+  cg=$(cgroup_of)
+  sleep 0.3
+  kill "-$sig" "$p"; wait "$p"; rc=$?
+  n=$(kill -l "$sig")
+  [[ $rc -eq $((128 + n)) ]] && pass "SIG$sig to iolimit: exit $rc" || fail "SIG$sig to iolimit: exit $rc, want $((128 + n))"
+  gone "$cg" "SIG$sig to iolimit"
+done
+
+# Started with standard descriptors closed: runs all the same (no cgroup
+# file lands on descriptor 0, 1 or 2).
+for fds in "<&-" ">&-" "2>&-" "<&- >&- 2>&-"; do
+  out=$(eval "\"\$IOL\" -q --wbps 1M -- sh -c 'exit 3' $fds" 2>&1)
+  rc=$?
+  [[ $rc -eq 3 ]] && pass "iolimit started with $fds closed: exit 3" || fail "iolimit with $fds closed: exit $rc ($out)"
+done
+run 1 "stderr closed, bad device: still exit 1" -- sh -c "\"$IOL\" --device /no/such --wbps 1M -- true 2>&-"
+
+# Huge inputs: 30000 environment variables and a 100 KB argument reach the
+# command in well under the time limit; a 100 KB rate is refused.
+big=$(head -c 100000 /dev/zero | tr '\0' x)
+t0=$(now_ns)
+run 0 "30000 environment variables, 100 KB argument" -- env -i $(seq -f 'V%g=1' 30000) "$IOL" -q --wbps 1M -- \
+  sh -c '[ ${#1} -eq 100000 ] && [ $(env | wc -l) -ge 30000 ]' sh "$big"
+secs=$((($(now_ns) - t0) / 1000000))
+((secs < 10000)) && pass "huge inputs took $secs ms" || fail "huge inputs took $secs ms"
+run 2 "100 KB rate" -- "$IOL" --wbps "$big" -- true
+[[ $(wc -c <"$tmp/err") -lt 2000 ]] && pass "100 KB rate: message cut ($(wc -c <"$tmp/err") bytes)" \
+  || fail "100 KB rate: $(wc -c <"$tmp/err") bytes of message"
+
+# Smallest workable ulimit -n and -v: a clear error below, never a crash,
+# never a cgroup left behind.
+# (Descriptors this script inherited count too: below some n the dynamic
+# loader itself fails, with its own message.)
+for n in 4 5 6 7 8 16; do
+  out=$( { ulimit -n "$n"; "$IOL" -q --wbps 1M -- true; } 2>&1 >/dev/null); rc=$?
+  if [[ $rc -eq 0 ]]; then pass "ulimit -n $n: runs"
+  elif [[ $n -lt 16 && $rc -eq 1 && $out == *"Too many open files"* ]]; then pass "ulimit -n $n: clear error (${out##*iolimit: })"
+  elif [[ $n -lt 16 && $rc -eq 127 && $out == *"error while loading shared libraries"* ]]; then pass "ulimit -n $n: the loader's error"
+  else fail "ulimit -n $n: exit $rc: $out"; fi
+done
+for v in $(seq 5000 100 7000); do
+  out=$( { ulimit -v "$v"; "$IOL" -q --wbps 1M -- /bin/true; } 2>&1 >/dev/null); rc=$?
+  if [[ $rc -eq 0 || ($rc -eq 1 && $out == *"out of memory"*) || ($rc -eq 127 && $out == *"error while loading shared libraries"*) ]]; then
+    :
+  else fail "ulimit -v $v: exit $rc: $out"; fi
+done
+pass "ulimit -v 5000..7000 KiB: each run worked, or said out of memory / the loader's error"
+
 # Errors.
 for bad in 0 -5 1.5M 10XB 99999999999999999999 ""; do
   run 2 "rate '$bad'" -- "$IOL" --wbps "$bad" -- true

@@ -26,13 +26,13 @@ TEST(Rate, SuffixesAreBinary) {
 }
 
 TEST(Rate, RejectsBadValues) {
-  for (const char* bad : {"", "0", "0K", "-5", "1.5M", "10XB", "M", "1 M", " 1", "1MB",
-                          "99999999999999999999", "16777216T"})
+  for (const char *bad :
+       {"", "0", "0K", "-5", "1.5M", "10XB", "M", "1 M", " 1", "1MB", "99999999999999999999", "16777216T"})
     EXPECT_THROW(parse_rate(bad, "--wbps", false), UsageError) << bad;
   EXPECT_THROW(parse_rate("4294967296", "--riops", true), UsageError);
   try {
     parse_rate("0", "--wbps", false);
-  } catch (const UsageError& e) {
+  } catch (const UsageError &e) {
     EXPECT_NE(std::string(e.what()).find("greater than 0"), std::string::npos);
   }
 }
@@ -59,8 +59,8 @@ class FakeSysfs : public ::testing::Test {
     ASSERT_EQ(symlink((root_ + "/devices/block/sda/sda1").c_str(), (root_ + "/dev/block/8:1").c_str()), 0);
   }
   void TearDown() override { std::system(("rm -rf '" + root_ + "'").c_str()); }
-  void mk(const std::string& p) { std::system(("mkdir -p '" + root_ + p + "'").c_str()); }
-  void put(const std::string& p, const std::string& s) { std::ofstream(root_ + p) << s; }
+  void mk(const std::string &p) { std::system(("mkdir -p '" + root_ + p + "'").c_str()); }
+  void put(const std::string &p, const std::string &s) { std::ofstream(root_ + p) << s; }
   std::string root_;
 };
 
@@ -76,9 +76,7 @@ TEST_F(FakeSysfs, PartitionMapsToItsDisk) {
   EXPECT_EQ(d.name, "sda");
 }
 
-TEST_F(FakeSysfs, UnknownDeviceIsAnError) {
-  EXPECT_THROW(resolve_device("8:99", root_), std::runtime_error);
-}
+TEST_F(FakeSysfs, UnknownDeviceIsAnError) { EXPECT_THROW(resolve_device("8:99", root_), std::runtime_error); }
 
 TEST(Device, PathsAndPseudoFilesystems) {
   EXPECT_THROW(resolve_device("/no/such/path"), std::runtime_error);
@@ -87,7 +85,7 @@ TEST(Device, PathsAndPseudoFilesystems) {
 }
 
 TEST(Mountinfo, FindsV2AndV1Blkio) {
-  const char* text =
+  const char *text =
       "31 23 0:28 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755\n"
       "35 31 0:32 / /sys/fs/cgroup/memory rw,relatime - cgroup cgroup rw,memory\n"
       "38 31 0:35 / /sys/fs/cgroup/blkio rw,relatime - cgroup cgroup rw,blkio\n"
@@ -106,7 +104,8 @@ TEST(Stats, IoStatPicksTheDevice) {
   BlockDevice d{254, 0, "vda"};
   IoStats s = parse_io_stat(
       "8:0 rbytes=1 wbytes=2 rios=3 wios=4 dbytes=0 dios=0\n"
-      "254:0 rbytes=4096 wbytes=5242880 rios=1 wios=20 dbytes=0 dios=0 cost.vrate=100.00\n", d);
+      "254:0 rbytes=4096 wbytes=5242880 rios=1 wios=20 dbytes=0 dios=0 cost.vrate=100.00\n",
+      d);
   EXPECT_EQ(s.rbytes, 4096u);
   EXPECT_EQ(s.wbytes, 5242880u);
   EXPECT_EQ(s.rios, 1u);

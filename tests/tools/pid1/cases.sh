@@ -189,6 +189,78 @@ case_grace_off() {
   [[ $rc == 137 ]] || die "exit $rc, want 137"
 }
 
+# Default (no --grace): SIGTERM is only forwarded, as tini and dumb-init do;
+# no SIGKILL, not even on a second SIGTERM (the orchestrator owns the grace
+# period; the old 10 s default cut it short).
+case_grace_default() {
+  need_root_pidns
+  in_pidns "$PID1" -v -- "$PROBE" ignore "$W/ready" TERM
+  wait_file "$W/ready"
+  kill -TERM "$NS_INIT"
+  wait_count 1 "forwarded SIGTERM" "$W/err"
+  kill -TERM "$NS_INIT"
+  wait_count 2 "forwarded SIGTERM" "$W/err"
+  sleep 0.5
+  kill -0 "$NS_JOB" 2>/dev/null || die "pid1 ended after two SIGTERMs without --grace: $(cat "$W/err")"
+  grep -q SIGKILL "$W/err" && die "escalated without --grace: $(cat "$W/err")"
+  kill -KILL "$NS_INIT"
+  wait_job "$NS_JOB"
+}
+
+# --grace takes a plain decimal number of seconds: no sign, blank, hex,
+# exponent, inf/nan, more than 9 decimals or more than 1e9 s.
+case_grace_numbers() {
+  local v
+  for v in 0x10 0x1p3 1e3 1E1 -1 -0 +5 " 5" "5 " inf nan infinity "" . 1.2.3 5s 1,5 \
+           1.0000000001 1000000001 1000000000.5 99999999999999999999 18446744073709551616; do
+    expect_status 2 "$PID1" --grace "$v" -- true
+    grep -q "invalid --grace value" "$W/err" || die "--grace '$v': $(cat "$W/err")"
+  done
+  for v in 0 0.5 .5 5. 007 1.000000001 1000000000; do
+    expect_status 0 "$PID1" --grace "$v" -- true
+  done
+}
+
+# Hostile starts: standard descriptors closed, huge environment and
+# arguments, the smallest workable ulimit -n / -v.
+case_hostile() {
+  local fds rc
+  for fds in "<&-" ">&-" "2>&-" "<&- >&- 2>&-"; do
+    rc=0
+    eval "timeout 30 \"\$PID1\" -- sh -c 'exit 3' $fds" || rc=$?
+    [[ $rc == 3 ]] || die "pid1 started with $fds closed: exit $rc, want 3"
+    rc=0
+    eval "timeout 30 \"\$PID1\" -- /no/such/cmd $fds" 2>/dev/null || rc=$?
+    [[ $rc == 127 ]] || die "pid1 with $fds closed, missing command: exit $rc, want 127"
+  done
+  local big t0 ms
+  big=$(head -c 100000 /dev/zero | tr '\0' x)
+  t0=$(date +%s%N)
+  # shellcheck disable=SC2046
+  expect_status 0 env -i $(seq -f 'V%g=1' 30000) "$PID1" -- \
+    sh -c '[ ${#1} -eq 100000 ] && [ $(env | wc -l) -ge 30000 ]' sh "$big"
+  ms=$((($(date +%s%N) - t0) / 1000000))
+  ((ms < 10000)) || die "30000 variables and a 100 KB argument took $ms ms"
+  expect_status 2 "$PID1" --grace "$big" -- true
+  (($(wc -c <"$W/err") < 400)) || die "100 KB --grace value: $(wc -c <"$W/err") bytes of message"
+  # ulimit -n: pid1 opens no file; below what the dynamic loader needs
+  # (the descriptors this script inherited count too) the loader says so.
+  local n out
+  for n in 3 4 5 6 8 16; do
+    rc=0
+    out=$( { ulimit -n "$n"; "$PID1" -- sh -c 'exit 5'; } 2>&1 </dev/null >/dev/null) || rc=$?
+    [[ $rc == 5 || ($n -lt 16 && $rc == 127 && $out == *"error while loading shared libraries"*) ]] ||
+      die "ulimit -n $n: exit $rc: $out"
+  done
+  local v
+  for v in $(seq 2000 200 6000); do
+    rc=0
+    out=$( { ulimit -v "$v"; "$PID1" -- /bin/true; } 2>&1 >/dev/null) || rc=$?
+    [[ $rc == 0 || ($rc == 127 && $out == *"error while loading shared libraries"*) || ($rc == 1 && $out == pid1:*) ]] ||
+      die "ulimit -v $v: exit $rc: $out"
+  done
+}
+
 # Orphans re-parented to PID 1 are reaped: none is left in /proc.
 case_reap_pid1() {
   need_root_pidns
@@ -280,6 +352,10 @@ case_job_control() {
 
 # On a terminal: the child is the foreground group, so Ctrl-Z and Ctrl-C
 # reach it; pid1 is not stopped.
+# pid1 as a job of an interactive shell: background, Ctrl-Z / fg / Ctrl-C.
+case_jobs_background() { python3 "$(dirname "$0")/jobs_case.py" "$PID1" background; }
+case_jobs_ctrl_z() { python3 "$(dirname "$0")/jobs_case.py" "$PID1" ctrl_z; }
+
 case_tty() {
   local py=/usr/bin/python3
   [[ -x $py ]] || py=python3

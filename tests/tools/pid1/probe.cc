@@ -30,17 +30,17 @@ namespace {
 
 int log_fd = -1;
 
-[[noreturn]] void die(const std::string& msg) {
+[[noreturn]] void die(const std::string &msg) {
   std::fprintf(stderr, "probe: %s\n", msg.c_str());
   std::exit(98);
 }
 
-int parse_signal(const std::string& s) {
+int parse_signal(const std::string &s) {
   if (!s.empty() && isdigit(static_cast<unsigned char>(s[0]))) return std::atoi(s.c_str());
   if (s.rfind("RTMIN", 0) == 0) return SIGRTMIN + (s.size() > 5 ? std::atoi(s.c_str() + 5) : 0);
   if (s.rfind("RTMAX", 0) == 0) return SIGRTMAX + (s.size() > 5 ? std::atoi(s.c_str() + 5) : 0);
   for (int sig = 1; sig < 32; ++sig) {
-    const char* name = sigabbrev_np(sig);
+    const char *name = sigabbrev_np(sig);
     if (name && s == name) return sig;
   }
   die("unknown signal " + s);
@@ -53,20 +53,21 @@ void on_signal(int sig, void (*handler)(int)) {
   if (sigaction(sig, &sa, nullptr) != 0) die("sigaction " + std::to_string(sig));
 }
 
-void touch(const char* path) {
+void touch(const char *path) {
   int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
   if (fd < 0) die(std::string("cannot create ") + path);
   close(fd);
 }
 
 // Async-signal-safe "TEXT N\n" to fd.
-void write_number(int fd, const char* text, int n) {
+void write_number(int fd, const char *text, int n) {
   char buf[64];
   size_t len = strlen(text);
   memcpy(buf, text, len);
   char digits[16];
   int d = 0;
-  do digits[d++] = static_cast<char>('0' + n % 10); while ((n /= 10) > 0);
+  do digits[d++] = static_cast<char>('0' + n % 10);
+  while ((n /= 10) > 0);
   while (d > 0) buf[len++] = digits[--d];
   buf[len++] = '\n';
   if (write(fd, buf, len) < 0) _exit(97);
@@ -88,19 +89,19 @@ void recorded(int sig) {
   _exit(99);
 }
 
-int run_catch(int argc, char** argv) {
+int run_catch(int argc, char **argv) {
   for (int i = 3; i < argc; ++i) on_signal(parse_signal(argv[i]), caught);
   touch(argv[2]);
   sleep_then_exit(60);
 }
 
-int run_ignore(int argc, char** argv) {
+int run_ignore(int argc, char **argv) {
   for (int i = 3; i < argc; ++i) signal(parse_signal(argv[i]), SIG_IGN);
   touch(argv[2]);
   sleep_then_exit(60);
 }
 
-int run_record(char** argv) {
+int run_record(char **argv) {
   log_fd = open(argv[3], O_WRONLY | O_CREAT | O_APPEND, 0644);
   if (log_fd < 0) die("cannot open log");
   for (int sig = 1; sig < NSIG; ++sig) {
@@ -111,7 +112,7 @@ int run_record(char** argv) {
   sleep_then_exit(60);
 }
 
-int run_kill1(int argc, char** argv) {
+int run_kill1(int argc, char **argv) {
   int sig = parse_signal(argv[2]);
   on_signal(sig, caught);
   if (kill(1, sig) != 0) die("kill(1) failed");
@@ -119,7 +120,7 @@ int run_kill1(int argc, char** argv) {
 }
 
 // The grandchild: waits until its parent is gone, logs "PID PPID", exits.
-[[noreturn]] void orphan(pid_t parent, const char* log) {
+[[noreturn]] void orphan(pid_t parent, const char *log) {
   for (int i = 0; i < 5000 && getppid() == parent; ++i) usleep(1000);
   int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
   std::string line = std::to_string(getpid()) + " " + std::to_string(getppid()) + "\n";
@@ -127,7 +128,7 @@ int run_kill1(int argc, char** argv) {
   _exit(0);
 }
 
-void make_orphan(const char* log) {
+void make_orphan(const char *log) {
   pid_t mid = fork();
   if (mid < 0) die("fork");
   if (mid == 0) {
@@ -138,7 +139,7 @@ void make_orphan(const char* log) {
   waitpid(mid, nullptr, 0);
 }
 
-std::set<std::string> logged_pids(const char* log, size_t& lines, std::string& ppids) {
+std::set<std::string> logged_pids(const char *log, size_t &lines, std::string &ppids) {
   std::ifstream in(log);
   std::set<std::string> pids;
   std::string pid, ppid;
@@ -152,15 +153,15 @@ std::set<std::string> logged_pids(const char* log, size_t& lines, std::string& p
   return pids;
 }
 
-bool gone(const std::set<std::string>& pids) {
-  for (const std::string& p : pids)
+bool gone(const std::set<std::string> &pids) {
+  for (const std::string &p : pids)
     if (access(("/proc/" + p).c_str(), F_OK) == 0) return false;
   return true;
 }
 
-int run_orphans(char** argv) {
+int run_orphans(char **argv) {
   int n = std::atoi(argv[2]);
-  const char* log = argv[3];
+  const char *log = argv[3];
   int ms = std::atoi(argv[4]);
   for (int i = 0; i < n; ++i) make_orphan(log);
   size_t lines = 0;
@@ -174,15 +175,15 @@ int run_orphans(char** argv) {
     }
     usleep(1000);
   }
-  std::printf("not reaped after %d ms: %zu of %d orphans logged (re-parented to: %s); left:", ms,
-              lines, n, ppids.c_str());
-  for (const std::string& p : pids)
+  std::printf("not reaped after %d ms: %zu of %d orphans logged (re-parented to: %s); left:", ms, lines, n,
+              ppids.c_str());
+  for (const std::string &p : pids)
     if (access(("/proc/" + p).c_str(), F_OK) == 0) std::printf(" %s", p.c_str());
   std::printf("\n");
   return 1;
 }
 
-int run_dirty(char** argv) {
+int run_dirty(char **argv) {
   for (int sig : {SIGINT, SIGHUP, SIGQUIT, SIGUSR1}) signal(sig, SIG_IGN);
   sigset_t set;
   sigemptyset(&set);
@@ -194,7 +195,7 @@ int run_dirty(char** argv) {
 
 }  // namespace
 
-int main(int argc, char** argv) {
+int main(int argc, char **argv) {
   std::string mode = argc > 1 ? argv[1] : "";
   if (mode == "catch" && argc >= 4) return run_catch(argc, argv);
   if (mode == "ignore" && argc >= 4) return run_ignore(argc, argv);
