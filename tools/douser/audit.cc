@@ -2,11 +2,12 @@
 
 #include <syslog.h>
 
+#include <algorithm>
 #include <cstdio>
 
 namespace douser {
 
-std::string log_escape(const std::string& s, std::size_t max) {
+std::string log_escape(const std::string &s, std::size_t max) {
   std::string out;
   for (unsigned char c : s) {
     if (out.size() >= max) {
@@ -26,19 +27,23 @@ std::string log_escape(const std::string& s, std::size_t max) {
   return out;
 }
 
-std::string log_command(const std::vector<std::string>& argv) {
+std::string log_command(const std::vector<std::string> &argv) {
+  // Joined only up to the cut, so a command line of megabytes costs no more
+  // than a short one.
+  constexpr std::size_t kMax = 1024;
   std::string joined;
-  for (const std::string& a : argv) {
+  for (const std::string &a : argv) {
     if (!joined.empty()) joined += ' ';
-    joined += a;
+    joined.append(a, 0, kMax + 1 - std::min(joined.size(), kMax + 1));
+    if (joined.size() > kMax) break;
   }
-  return log_escape(joined, 1024);
+  return log_escape(joined, kMax);
 }
 
 void audit_open() { openlog("douser", LOG_PID | LOG_NDELAY, LOG_AUTH); }
 
-void audit_granted(const std::string& msg) { syslog(LOG_AUTH | LOG_NOTICE, "%s", msg.c_str()); }
+void audit_granted(const std::string &msg) { syslog(LOG_AUTH | LOG_NOTICE, "%s", msg.c_str()); }
 
-void audit_refused(const std::string& msg) { syslog(LOG_AUTH | LOG_WARNING, "%s", msg.c_str()); }
+void audit_refused(const std::string &msg) { syslog(LOG_AUTH | LOG_WARNING, "%s", msg.c_str()); }
 
 }  // namespace douser

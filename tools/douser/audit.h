@@ -9,12 +9,12 @@ namespace douser {
 
 // Makes `s` safe for one log line: control and non-ASCII bytes become
 // \xNN, backslash becomes \\; the result is cut at `max` bytes with "...".
-std::string log_escape(const std::string& s, std::size_t max = 256);
+std::string log_escape(const std::string &s, std::size_t max = 256);
 // The command line as a single escaped, space-separated string (<= 1024).
-std::string log_command(const std::vector<std::string>& argv);
+std::string log_command(const std::vector<std::string> &argv);
 
 void audit_open();
-void audit_granted(const std::string& msg);   // LOG_NOTICE
-void audit_refused(const std::string& msg);   // LOG_WARNING
+void audit_granted(const std::string &msg);  // LOG_NOTICE
+void audit_refused(const std::string &msg);  // LOG_WARNING
 
 }  // namespace douser

@@ -2,16 +2,21 @@
 
 namespace douser {
 
-bool allowed_from_caller(const std::string& entry) {
+bool allowed_from_caller(const std::string &entry) {
   auto eq = entry.find('=');
   if (eq == std::string::npos || eq == 0) return false;
   std::string name = entry.substr(0, eq);
   std::string value = entry.substr(eq + 1);
-  bool listed = name == "TERM" || name == "COLORTERM" || name == "LANG" || name == "LANGUAGE" ||
-                name == "TZ" || (name.rfind("LC_", 0) == 0 && name.size() > 3);
+  // Named one by one (not "LC_*"): a caller with 50,000 LC_x variables
+  // must not hand them all to the command.
+  static const char *const kListed[] = {
+      "TERM",           "COLORTERM",    "LANG",        "LANGUAGE", "TZ",
+      "LC_ALL",         "LC_ADDRESS",   "LC_COLLATE",  "LC_CTYPE", "LC_IDENTIFICATION",
+      "LC_MEASUREMENT", "LC_MESSAGES",  "LC_MONETARY", "LC_NAME",  "LC_NUMERIC",
+      "LC_PAPER",       "LC_TELEPHONE", "LC_TIME"};
+  bool listed = false;
+  for (const char *l : kListed) listed = listed || name == l;
   if (!listed) return false;
-  for (char c : name)
-    if (!((c >= 'A' && c <= 'Z') || c == '_')) return false;
   if (value.size() > 256 || value.rfind("()", 0) == 0) return false;
   // TZ may name a zone like "Europe/Paris", but never an absolute file.
   bool slash_ok = name == "TZ" && value[0] != '/' && value.rfind(":/", 0) != 0;
@@ -22,14 +27,14 @@ bool allowed_from_caller(const std::string& entry) {
   return true;
 }
 
-std::vector<std::string> build_environment(const std::vector<std::string>& caller_env, const Target& t,
-                                           const std::string& caller_name, unsigned caller_uid) {
+std::vector<std::string> build_environment(const std::vector<std::string> &caller_env, const Target &t,
+                                           const std::string &caller_name, unsigned caller_uid) {
   std::vector<std::string> env;
-  for (const std::string& e : caller_env) {
+  for (const std::string &e : caller_env) {
     if (!allowed_from_caller(e)) continue;
     std::string name = e.substr(0, e.find('='));
     bool dup = false;
-    for (const std::string& have : env)
+    for (const std::string &have : env)
       if (have.compare(0, name.size() + 1, name + "=") == 0) dup = true;
     if (!dup) env.push_back(e);
   }

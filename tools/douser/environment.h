@@ -1,7 +1,7 @@
 // environment: the clean environment the command runs with.
 //
 // Nothing of the caller's environment passes except a short allow-list
-// (TERM, COLORTERM, LANG, LANGUAGE, LC_*, TZ), and those only with safe
+// (TERM, COLORTERM, LANG, LANGUAGE, the 13 LC_ categories, TZ), and those only with safe
 // values: no '/' (locale and terminfo paths are where the attacks are),
 // no leading "()" (bash functions), at most 256 characters. Everything
 // else (LD_*, IFS, PATH, BASH_ENV, ENV, PYTHON*, ...) is dropped. HOME,
@@ -13,7 +13,7 @@
 
 namespace douser {
 
-inline constexpr const char* kSecurePath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+inline constexpr const char *kSecurePath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 struct Target {
   std::string name;
@@ -25,10 +25,10 @@ struct Target {
 
 // `caller_env`: "NAME=value" strings. `caller_name`, `caller_uid` become
 // DOUSER_USER and DOUSER_UID (like sudo's SUDO_USER).
-std::vector<std::string> build_environment(const std::vector<std::string>& caller_env, const Target& t,
-                                           const std::string& caller_name, unsigned caller_uid);
+std::vector<std::string> build_environment(const std::vector<std::string> &caller_env, const Target &t,
+                                           const std::string &caller_name, unsigned caller_uid);
 
 // True if `entry` ("NAME=value") may pass from the caller to the command.
-bool allowed_from_caller(const std::string& entry);
+bool allowed_from_caller(const std::string &entry);
 
 }  // namespace douser

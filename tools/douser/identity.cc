@@ -10,8 +10,8 @@
 
 namespace douser {
 
-std::string become(const Target& t) {
-  auto fail = [](const std::string& what) { return what + ": " + strerror(errno); };
+std::string become(const Target &t) {
+  auto fail = [](const std::string &what) { return what + ": " + strerror(errno); };
   // Supplementary groups of the target, from the group database.
   int ngroups = 64;
   std::vector<gid_t> want(static_cast<std::size_t>(ngroups));

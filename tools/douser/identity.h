@@ -11,6 +11,6 @@ namespace douser {
 // gid (setresgid), then the uid (setresuid). After each step the result is
 // read back (getgroups, getresgid, getresuid); for a non-root target, a
 // setuid(0) must then fail. Returns an error message, or empty on success.
-std::string become(const Target& t);
+std::string become(const Target &t);
 
 }  // namespace douser

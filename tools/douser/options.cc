@@ -1,19 +1,21 @@
 #include "options.h"
 
+#include "audit.h"
+
 namespace douser {
 
-bool plausible_user_name(const std::string& name) {
+bool plausible_user_name(const std::string &name) {
   if (name.empty() || name.size() > 32 || name[0] == '-') return false;
   for (unsigned char c : name)
     if (c <= 0x20 || c == 0x7f || c == '/' || c == ':' || c == ',') return false;
   return true;
 }
 
-Options parse_options(const std::vector<std::string>& args) {
+Options parse_options(const std::vector<std::string> &args) {
   Options o;
   std::size_t i = 0;
   for (; i < args.size(); ++i) {
-    const std::string& a = args[i];
+    const std::string &a = args[i];
     if (a == "--") {
       ++i;
       break;
@@ -35,7 +37,7 @@ Options parse_options(const std::vector<std::string>& args) {
     } else if (a.rfind("-u", 0) == 0 && a.size() > 2) {
       o.user = a.substr(2);
     } else {
-      throw UsageError("unknown option '" + a + "'");
+      throw UsageError("unknown option '" + log_escape(a, 64) + "'");
     }
   }
   o.command.assign(args.begin() + static_cast<long>(i), args.end());

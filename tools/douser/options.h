@@ -8,8 +8,8 @@
 namespace douser {
 
 struct Options {
-  std::string user = "root";            // -u USER
-  std::vector<std::string> command;     // COMMAND [ARG...]
+  std::string user = "root";         // -u USER
+  std::vector<std::string> command;  // COMMAND [ARG...]
   bool help = false;
   bool version = false;
 };
@@ -19,11 +19,11 @@ struct UsageError : std::runtime_error {
 };
 
 // Parses argv[1..]. Options end at the first non-option or at "--".
-Options parse_options(const std::vector<std::string>& args);
+Options parse_options(const std::vector<std::string> &args);
 
 // A user name we are willing to look up: 1..32 characters, no '/', ':',
 // ',', whitespace or control characters, not starting with '-'. Names that
 // fail are reported as unknown users (they cannot exist in /etc/passwd).
-bool plausible_user_name(const std::string& name);
+bool plausible_user_name(const std::string &name);
 
 }  // namespace douser
