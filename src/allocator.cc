@@ -11,6 +11,7 @@
 #include "central_list.h"
 #include "options.h"
 #include "page_heap.h"
+#include "scavenger.h"
 #include "spanalloc.h"
 #include "stats.h"
 
@@ -45,6 +46,8 @@ void ForkChild() {
   g_page_heap.lock().ResetAfterFork();
   for (uint32_t cl = 1; cl < kNumClasses; cl++) g_central[cl].lock().ResetAfterFork();
   ThreadCache::AfterForkChild();
+  g_page_heap.AfterForkChild();
+  g_scavenger.AfterForkChild();
 }
 
 void InitOnce() {
@@ -152,6 +155,7 @@ void FreeNotSmall(void *p, const char *func) noexcept {
   Span *s = LargeSpanOf(p, func);
   int saved = errno;
   g_page_heap.Free(s);
+  g_scavenger.StartIfRequested();  // no lock held here
   errno = saved;
 }
 
@@ -292,6 +296,7 @@ SPANALLOC_EXPORT size_t spanalloc_usable_size(const void *ptr) { return UsableSi
 SPANALLOC_EXPORT size_t spanalloc_release_free_memory(void) {
   EnsureInitialized();
   if (tls_cache != &g_empty_cache) tls_cache->FlushAll();
+  for (uint32_t cl = 1; cl < kNumClasses; cl++) g_central[cl].ReleaseSlots();
   return g_page_heap.ReleaseAll();
 }
 

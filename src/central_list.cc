@@ -151,6 +151,14 @@ void CentralList::InsertRange(void *head, int n) {
   ToSpansLocked(head, n);
 }
 
+void CentralList::ReleaseSlots() {
+  MutexLock l(lock_);
+  while (nslots_ > 0) {
+    Batch b = slots_[--nslots_];
+    ToSpansLocked(b.head, int(batch_));
+  }
+}
+
 CentralStats CentralList::Stats() {
   MutexLock l(lock_);
   if (batch_ == 0) return CentralStats{0, 0, 0};  // never used

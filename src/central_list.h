@@ -41,6 +41,12 @@ class alignas(64) CentralList {
   // Gives back n objects linked from head (null-terminated after n).
   void InsertRange(void *head, int n);
 
+  // Returns every object in the transfer slots to its span; spans whose
+  // objects are then all free go back to the page heap (malloc_trim, and the
+  // background release thread once the program has been idle). Never
+  // called by the scavenger while it holds another lock.
+  void ReleaseSlots();
+
   CentralStats Stats();
   const char *Validate();
   Mutex &lock() { return lock_; }

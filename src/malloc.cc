@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "allocator.h"
+#include "options.h"
 #include "stats.h"
 
 using namespace spanalloc;
@@ -97,9 +98,20 @@ SPANALLOC_EXPORT int malloc_trim(size_t) noexcept { return spanalloc_release_fre
 
 SPANALLOC_EXPORT void malloc_stats(void) noexcept { PrintReport(STDERR_FILENO); }
 
-// No glibc tunables apply to spanalloc: report failure, as glibc does for an
-// unknown parameter. Options are read from SPANALLOC_* environment variables.
-SPANALLOC_EXPORT int mallopt(int, int) noexcept { return 0; }
+// glibc's tunables with a spanalloc meaning: M_TRIM_THRESHOLD and M_TOP_PAD
+// set the free memory the page heap retains past the release delay
+// (threshold + pad; a negative threshold: none is released on the delay).
+// They return 1 (honoured); every other parameter has no spanalloc
+// meaning and returns 0, as glibc does for an unknown one. The options
+// proper are SPANALLOC_* environment variables (options.h).
+SPANALLOC_EXPORT int mallopt(int param, int value) noexcept {
+  EnsureInitialized();
+  switch (param) {
+    case M_TRIM_THRESHOLD: return SetGlibcTunable(GlibcTunable::kTrimThreshold, value) ? 1 : 0;
+    case M_TOP_PAD: return SetGlibcTunable(GlibcTunable::kTopPad, value) ? 1 : 0;
+    default: return 0;
+  }
+}
 
 SPANALLOC_EXPORT struct mallinfo2 mallinfo2(void) noexcept {
   spanalloc_stats s;

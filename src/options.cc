@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <initializer_list>
 
 #include "common.h"
 
@@ -18,13 +19,18 @@ constinit Options g_options = {
     /*report_at_exit=*/false,
     /*cgroup_aware=*/true,
     /*full_checks=*/false,
+    /*background=*/true,
+    /*hugepages=*/false,
+    /*retain_bytes=*/uint64_t{4} << 20,
+    /*memory_limit_bytes=*/0,
+    /*memory_limit_source=*/"none",
     /*cgroup_limit_bytes=*/0,
 };
 
 namespace {
 
 // kChecks: the word "default" (false) or "full" (true).
-enum class Kind { kUnsigned, kBool, kChecks };
+enum class Kind { kUnsigned, kBool, kChecks, kBytes };
 
 struct OptionSpec {
   const char *name;
@@ -40,12 +46,20 @@ const OptionSpec kOptions[] = {
      "free pages unused this long (ms) are returned to the OS"},
     {"SPANALLOC_FREE_CAP_MB", Kind::kUnsigned, uint64_t{1} << 20, 0, uint64_t{1} << 20, &g_options.free_cap_bytes,
      "floor of the free committed memory kept before the delay; above max(this, peak in use) the oldest goes back at once (MiB)"},
+    {"SPANALLOC_RETAIN", Kind::kBytes, 1, 0, ~uint64_t{0}, &g_options.retain_bytes,
+     "free committed memory kept past the delay (bytes, K/M/G; mallopt M_TRIM_THRESHOLD + M_TOP_PAD)"},
+    {"SPANALLOC_BACKGROUND", Kind::kBool, 1, 0, 1, &g_options.background,
+     "1: a background thread returns free memory when the program is idle (started only when needed)"},
+    {"SPANALLOC_HUGEPAGES", Kind::kBool, 1, 0, 1, &g_options.hugepages,
+     "1: ask for transparent huge pages (MADV_HUGEPAGE) and release whole 2 MiB ranges"},
+    {"SPANALLOC_MEMORY_LIMIT", Kind::kBytes, 1, 0, ~uint64_t{0}, &g_options.memory_limit_bytes,
+     "soft memory limit (bytes, K/M/G; 0: none); near it all free memory goes back before the heap grows; unset: cgroup"},
     {"SPANALLOC_THREAD_CACHE_KB", Kind::kUnsigned, 1024, 64, uint64_t{1} << 20, &g_options.thread_cache_bytes,
      "most bytes of free objects one thread's cache may hold (KiB)"},
     {"SPANALLOC_REPORT", Kind::kBool, 1, 0, 1, &g_options.report_at_exit,
      "1: print the allocator report to stderr at exit"},
     {"SPANALLOC_CGROUP_LIMIT", Kind::kBool, 1, 0, 1, &g_options.cgroup_aware,
-     "1: return memory harder when the cgroup memory limit is near"},
+     "1: without SPANALLOC_MEMORY_LIMIT, the cgroup's memory limit is the limit"},
     {"SPANALLOC_CHECKS", Kind::kChecks, 1, 0, 1, &g_options.full_checks,
      "full: also check the size given to sized delete (default: only checks free of cost)"},
 };
@@ -79,34 +93,117 @@ bool ReadSmallFile(const char *path, char *buf, size_t cap) {
   return true;
 }
 
-// The memory limit of the cgroup this process runs in, 0 if none. Looks at
-// the cgroup v2 file of our own group, then at the v1 memory controller.
-uint64_t ReadCgroupLimit() {
-  char buf[512], path[700];
-  uint64_t limit = 0;
-  if (ReadSmallFile("/proc/self/cgroup", buf, sizeof buf)) {
-    // v2 line: "0::/some/path"
-    const char *v2 = strstr(buf, "0::");
-    if (v2 && (v2 == buf || v2[-1] == '\n')) {
-      const char *rel = v2 + 3;
-      size_t len = strcspn(rel, "\n");
-      snprintf(path, sizeof path, "/sys/fs/cgroup/%.*s/memory.max", int(len), rel);
-      char val[64];
-      if (ReadSmallFile(path, val, sizeof val) && ParseUnsigned(val, &limit)) return limit;
-    }
+// The smallest limit in file `leaf` of the groups along rel (our group and
+// its ancestors) under mount; 0 if none. Values at or above 2^60 mean "no
+// limit" (v1 writes a huge page-rounded number, v2 writes "max").
+uint64_t SmallestLimitOnPath(const char *mount, const char *rel, size_t len, const char *leaf) {
+  char path[700], val[64];
+  uint64_t best = 0;
+  for (;;) {
+    snprintf(path, sizeof path, "%s%.*s/%s", mount, int(len), rel, leaf);
+    uint64_t limit;
+    if (ReadSmallFile(path, val, sizeof val) && ParseUnsigned(val, &limit) && limit < (uint64_t{1} << 60) &&
+        (best == 0 || limit < best))
+      best = limit;
+    if (len == 0) return best;
+    while (len > 0 && rel[len - 1] != '/') len--;  // parent group
+    if (len > 0) len--;
   }
-  char val[64];
-  if (ReadSmallFile("/sys/fs/cgroup/memory/memory.limit_in_bytes", val, sizeof val) && ParseUnsigned(val, &limit)) {
-    // v1 reports "no limit" as a huge page-rounded number.
-    if (limit >= (uint64_t{1} << 60)) return 0;
-    return limit;
+}
+
+// The memory limit of the cgroup this process runs in, 0 if none, and where
+// it was found. Our group's path comes from /proc/self/cgroup: the v2 line
+// "0::/path", or the v1 line naming the memory controller ("N:memory:/path").
+uint64_t ReadCgroupLimit(const char **source) {
+  char buf[2048];
+  if (!ReadSmallFile("/proc/self/cgroup", buf, sizeof buf)) return 0;
+  for (char *line = buf; *line;) {
+    size_t len = strcspn(line, "\n");
+    char *colon1 = static_cast<char *>(memchr(line, ':', len));
+    char *colon2 = colon1 ? static_cast<char *>(memchr(colon1 + 1, ':', len - size_t(colon1 + 1 - line))) : nullptr;
+    if (colon2 != nullptr) {
+      const char *rel = colon2 + 1;
+      size_t rel_len = len - size_t(rel - line);
+      if (rel_len == 1 && rel[0] == '/') rel_len = 0;
+      size_t ctl_len = size_t(colon2 - colon1 - 1);
+      uint64_t limit = 0;
+      if (ctl_len == 0 && strncmp(line, "0:", 2) == 0) {
+        limit = SmallestLimitOnPath("/sys/fs/cgroup", rel, rel_len, "memory.max");
+        if (limit) *source = "cgroup v2 memory.max";
+      } else if (ctl_len == 6 && strncmp(colon1 + 1, "memory", 6) == 0) {
+        limit = SmallestLimitOnPath("/sys/fs/cgroup/memory", rel, rel_len, "memory.limit_in_bytes");
+        if (limit) *source = "cgroup v1 memory.limit_in_bytes";
+      }
+      if (limit) return limit;
+    }
+    line += len;
+    if (*line == '\n') line++;
   }
   return 0;
 }
 
+// glibc tunables as last set by mallopt or the environment.
+struct GlibcTunables {
+  bool trim_set;
+  long trim;
+  long pad;
+  uint64_t base_retain;  // SPANALLOC_RETAIN (or its default)
+};
+constinit GlibcTunables g_glibc = {false, 0, 0, 0};
+constinit bool g_glibc_loaded = false;
+
+void ApplyGlibcTunables() {
+  uint64_t retain;
+  if (g_glibc.trim_set && g_glibc.trim < 0) {
+    retain = ~uint64_t{0};  // glibc: a negative threshold turns trimming off
+  } else {
+    uint64_t base = g_glibc.trim_set ? uint64_t(g_glibc.trim) : g_glibc.base_retain;
+    if (__builtin_add_overflow(base, uint64_t(g_glibc.pad), &retain)) retain = ~uint64_t{0};
+  }
+  __atomic_store_n(&g_options.retain_bytes, retain, __ATOMIC_RELAXED);
+}
+
 }  // namespace
 
+bool ParseBytes(const char *s, uint64_t *out) {
+  char digits[32];
+  size_t n = strlen(s);
+  if (n == 0 || n >= sizeof digits) return false;
+  uint64_t shift = 0;
+  switch (s[n - 1]) {
+    case 'k': case 'K': shift = 10; break;
+    case 'm': case 'M': shift = 20; break;
+    case 'g': case 'G': shift = 30; break;
+    default: break;
+  }
+  if (shift) n--;
+  memcpy(digits, s, n);
+  digits[n] = '\0';
+  uint64_t v;
+  if (!ParseUnsigned(digits, &v)) return false;
+  if (shift && v > (~uint64_t{0} >> shift)) return false;
+  *out = v << shift;
+  return true;
+}
+
+bool SetGlibcTunable(GlibcTunable which, long value) {
+  if (!g_glibc_loaded) {
+    g_glibc.base_retain = g_options.retain_bytes;
+    g_glibc_loaded = true;
+  }
+  if (which == GlibcTunable::kTopPad) {
+    if (value < 0) return false;
+    g_glibc.pad = value;
+  } else {
+    g_glibc.trim_set = true;
+    g_glibc.trim = value;
+  }
+  ApplyGlibcTunables();
+  return true;
+}
+
 void LoadOptions() {
+  bool limit_set = false;
   for (const OptionSpec &o : kOptions) {
     const char *v = getenv(o.name);
     if (v == nullptr) continue;
@@ -118,8 +215,12 @@ void LoadOptions() {
       continue;
     }
     uint64_t x;
-    if (!ParseUnsigned(v, &x)) {
-      Warn(o.name, v, o.kind == Kind::kBool ? "expected 0 or 1" : "expected a non-negative integer");
+    bool ok = o.kind == Kind::kBytes ? ParseBytes(v, &x) : ParseUnsigned(v, &x);
+    if (!ok) {
+      Warn(o.name, v,
+           o.kind == Kind::kBool    ? "expected 0 or 1"
+           : o.kind == Kind::kBytes ? "expected bytes, optionally with a K, M or G suffix"
+                                    : "expected a non-negative integer");
       continue;
     }
     if (x < o.min || x > o.max) {
@@ -132,8 +233,30 @@ void LoadOptions() {
       *static_cast<bool *>(o.field) = x != 0;
     else
       *static_cast<uint64_t *>(o.field) = x * o.scale;
+    if (o.field == &g_options.memory_limit_bytes) limit_set = true;
   }
-  if (g_options.cgroup_aware) g_options.cgroup_limit_bytes = ReadCgroupLimit();
+  g_options.cgroup_limit_bytes = 0;
+  const char *cgroup_source = "none";
+  if (g_options.cgroup_aware) g_options.cgroup_limit_bytes = ReadCgroupLimit(&cgroup_source);
+  if (limit_set) {
+    g_options.memory_limit_source = g_options.memory_limit_bytes ? "SPANALLOC_MEMORY_LIMIT" : "none (SPANALLOC_MEMORY_LIMIT=0)";
+  } else {
+    g_options.memory_limit_bytes = g_options.cgroup_limit_bytes;
+    g_options.memory_limit_source = g_options.cgroup_limit_bytes ? cgroup_source : "none";
+  }
+  // glibc's environment tunables (bytes, as glibc reads them).
+  g_glibc = GlibcTunables{false, 0, 0, g_options.retain_bytes};
+  g_glibc_loaded = true;
+  for (const char *name : {"MALLOC_TRIM_THRESHOLD_", "MALLOC_TOP_PAD_"}) {
+    const char *v = getenv(name);
+    uint64_t x;
+    if (v == nullptr) continue;
+    if (!ParseUnsigned(v, &x) || x > uint64_t(~0ul >> 1)) {
+      Warn(name, v, "expected a non-negative integer");
+      continue;
+    }
+    SetGlibcTunable(name[7] == 'T' && name[8] == 'R' ? GlibcTunable::kTrimThreshold : GlibcTunable::kTopPad, long(x));
+  }
 }
 
 void PrintOptions(int fd) {
@@ -150,6 +273,13 @@ void PrintOptions(int fd) {
     int n = snprintf(line, sizeof line, "  %-28s %10llu  %s\n", o.name, value, o.meaning);
     if (n > 0 && write(fd, line, size_t(n) < sizeof line ? size_t(n) : sizeof line - 1) < 0) return;
   }
+  int n;
+  if (g_options.memory_limit_bytes)
+    n = snprintf(line, sizeof line, "  memory limit: %.1f MiB (from %s)\n",
+                 double(g_options.memory_limit_bytes) / (1024.0 * 1024.0), g_options.memory_limit_source);
+  else
+    n = snprintf(line, sizeof line, "  memory limit: none (from %s)\n", g_options.memory_limit_source);
+  if (n > 0 && write(fd, line, size_t(n) < sizeof line ? size_t(n) : sizeof line - 1) < 0) return;
 }
 
 }  // namespace spanalloc

@@ -45,6 +45,14 @@ void *OsMap(size_t bytes, size_t align) {
   return p;
 }
 
+bool OsAdviseHugePages(void *p, size_t bytes) {
+  int saved = errno;
+  bool ok = madvise(p, bytes, MADV_HUGEPAGE) == 0;
+  errno = saved;
+  if (ok) g_os_counters.hugepage_advice.fetch_add(1, std::memory_order_relaxed);
+  return ok;
+}
+
 bool OsRelease(void *p, size_t bytes) {
   int saved = errno;
   bool ok = madvise(p, bytes, MADV_DONTNEED) == 0;

@@ -21,13 +21,20 @@ struct OsCounters {
   std::atomic<uint64_t> maps{0};      // mmap calls that succeeded
   std::atomic<uint64_t> releases{0};  // madvise(MADV_DONTNEED) calls
   std::atomic<uint64_t> released_bytes{0};
+  std::atomic<uint64_t> hugepage_advice{0};  // madvise(MADV_HUGEPAGE) calls that succeeded
 };
+
+// Transparent huge pages are 2 MiB on x86-64.
+inline constexpr size_t kHugePageSize = size_t{2} << 20;
 extern OsCounters g_os_counters;
 
 // Read-write anonymous memory, zero-filled, aligned to `align` (a power of
 // two, at least the OS page). Reserved lazily (MAP_NORESERVE): untouched pages
 // cost no RSS. Returns nullptr when the kernel refuses.
 void *OsMap(size_t bytes, size_t align);
+// Asks for transparent huge pages on [p, p+bytes) (madvise(MADV_HUGEPAGE);
+// p and bytes 2 MiB-aligned). False if the kernel has no THP or refused.
+bool OsAdviseHugePages(void *p, size_t bytes);
 // Drops the physical pages of [p, p+bytes) (released state). p and bytes must
 // be multiples of the OS page size. Returns false if the kernel refused.
 bool OsRelease(void *p, size_t bytes);

@@ -1,5 +1,6 @@
 #include "page_heap.h"
 
+#include <sched.h>
 #include <time.h>
 
 #include <algorithm>
@@ -7,6 +8,7 @@
 #include "options.h"
 #include "os_memory.h"
 #include "page_map.h"
+#include "scavenger.h"
 
 namespace spanalloc {
 
@@ -104,22 +106,32 @@ void PageHeap::LinkFreeLocked(Span *s) {
     released_bytes_ += s->bytes();
   } else {
     free_bytes_.store(free_bytes_.load(std::memory_order_relaxed) + s->bytes(), std::memory_order_relaxed);
-    // Release queue, newest at the tail.
     s->free_since = NowMillis();
-    s->lru_next = nullptr;
-    s->lru_prev = queue_tail_;
-    if (queue_tail_) queue_tail_->lru_next = s; else queue_head_ = s;
-    queue_tail_ = s;
-    s->in_lru = true;
+    QueueAppendLocked(s, false);
   }
+}
+
+// Release queue (or the parked queue), newest at the tail.
+void PageHeap::QueueAppendLocked(Span *s, bool parked) {
+  Span *&head = parked ? parked_head_ : queue_head_;
+  Span *&tail = parked ? parked_tail_ : queue_tail_;
+  s->lru_next = nullptr;
+  s->lru_prev = tail;
+  if (tail) tail->lru_next = s; else head = s;
+  tail = s;
+  s->in_lru = true;
+  s->parked = parked;
 }
 
 void PageHeap::QueueRemoveLocked(Span *s) {
   if (!s->in_lru) return;
-  if (s->lru_prev) s->lru_prev->lru_next = s->lru_next; else queue_head_ = s->lru_next;
-  if (s->lru_next) s->lru_next->lru_prev = s->lru_prev; else queue_tail_ = s->lru_prev;
+  Span *&head = s->parked ? parked_head_ : queue_head_;
+  Span *&tail = s->parked ? parked_tail_ : queue_tail_;
+  if (s->lru_prev) s->lru_prev->lru_next = s->lru_next; else head = s->lru_next;
+  if (s->lru_next) s->lru_next->lru_prev = s->lru_prev; else tail = s->lru_prev;
   s->lru_next = s->lru_prev = nullptr;
   s->in_lru = false;
+  s->parked = false;
 }
 
 void PageHeap::UnlinkFreeLocked(Span *s) {
@@ -149,21 +161,22 @@ void PageHeap::SetSpanPagesLocked(Span *s) {
 
 void PageHeap::InsertFreeLocked(Span *s) {
   SPANALLOC_DCHECK(lock_.IsHeld());
-  // Coalesce with a free left neighbour. The page map's entry for the page
-  // before s may be stale (an interior page of a free span); only a span that
-  // really is free and ends right there qualifies.
+  // Coalesce with a free left neighbour in the same state (committed or
+  // released). The page map's entry for the page before s may be stale (an
+  // interior page of a free span); only a span that really is free and ends
+  // right there qualifies.
   Span *left = SpanOfPage(s->start - 1);
-  if (left && left->state == SpanState::kFree && left->last_page() == s->start - 1 && !left->in_list) {
+  if (left && left->state == SpanState::kFree && left->last_page() == s->start - 1 && !left->in_list &&
+      left->released == s->released) {
     UnlinkFreeLocked(left);
-    left->released = left->released && s->released;
     left->npages += s->npages;
     span_alloc_.Delete(s);
     s = left;
   }
   Span *right = SpanOfPage(s->start + s->npages);
-  if (right && right->state == SpanState::kFree && right->start == s->start + s->npages && !right->in_list) {
+  if (right && right->state == SpanState::kFree && right->start == s->start + s->npages && !right->in_list &&
+      right->released == s->released) {
     UnlinkFreeLocked(right);
-    s->released = s->released && right->released;
     s->npages += right->npages;
     span_alloc_.Delete(right);
   }
@@ -226,15 +239,24 @@ Span *PageHeap::AllocLocked(Length n, Length align_pages) {
   return SplitLocked(s, n, align_pages);
 }
 
+// Maps more address space: kGrowBytes, or the request rounded up to whole
+// huge pages, 2 MiB-aligned (huge pages can back it; released state, so it
+// costs no RSS until touched). Near the memory limit, every free committed
+// span goes back first: the heap's footprint grows only when its own free
+// memory cannot serve the request.
 bool PageHeap::GrowUnlocked(Length n) {
   size_t bytes = n << kPageShift;
-  size_t grow = bytes < kGrowBytes ? kGrowBytes : (bytes + (size_t{2} << 20) - 1) & ~((size_t{2} << 20) - 1);
-  void *mem = OsMap(grow, kPageSize);
+  if (NearLimit(bytes)) ReleaseAll();
+  size_t grow = bytes < kGrowBytes ? kGrowBytes : (bytes + kHugePageSize - 1) & ~(kHugePageSize - 1);
+  void *mem = OsMap(grow, kHugePageSize);
   if (mem == nullptr && grow > bytes) {
     grow = bytes;
     mem = OsMap(grow, kPageSize);
   }
   if (mem == nullptr) return false;
+  if (g_options.hugepages && (reinterpret_cast<uintptr_t>(mem) & (kHugePageSize - 1)) == 0 &&
+      grow >= kHugePageSize)
+    OsAdviseHugePages(mem, grow & ~(kHugePageSize - 1));
   MutexLock l(lock_);
   if (!PageMapEnsure(PageOf(mem), grow >> kPageShift)) {
     OsUnmap(mem, grow);
@@ -258,10 +280,13 @@ Span *PageHeap::AllocLarge(Length n, Length align_pages, bool *zeroed) {
   MaybeRelease();
   // Grow and retry until a span is found: another thread may take the new
   // memory between our growth and our retry, which is no reason to fail.
+  bool made_room = false, release_now = false;
   for (;;) {
     {
       MutexLock l(lock_);
-      if (Span *s = AllocLocked(n, align_pages)) {
+      if (!made_room && NeedRoomLocked(n + align_pages - 1)) {
+        made_room = release_now = true;
+      } else if (Span *s = AllocLocked(n, align_pages)) {
         s->state = SpanState::kLarge;
         s->size_class = 0;
         PageMapSetRange(s->start, s->npages, s, 0, false);
@@ -272,17 +297,33 @@ Span *PageHeap::AllocLarge(Length n, Length align_pages, bool *zeroed) {
         return s;
       }
     }
+    if (release_now) {  // once per request; then serve it whatever it costs
+      ReleaseAll();
+      release_now = false;
+      continue;
+    }
     if (!GrowUnlocked(n + align_pages - 1)) return nullptr;
   }
+}
+
+// Near the memory limit, a request that no committed free span can serve
+// would add to the footprint (fault in released pages, or grow): first every
+// free committed span goes back (the caller releases, unlocked, and retries).
+bool PageHeap::NeedRoomLocked(Length n) {
+  return g_options.memory_limit_bytes != 0 && free_bytes_.load(std::memory_order_relaxed) != 0 &&
+         NearLimit(n << kPageShift) && FindInSetLocked(sets_[0], n) == nullptr;
 }
 
 Span *PageHeap::AllocSmall(Length n, uint32_t cl) {
   // Grow and retry until a span is found: another thread may take the new
   // memory between our growth and our retry, which is no reason to fail.
+  bool made_room = false, release_now = false;
   for (;;) {
     {
       MutexLock l(lock_);
-      if (Span *s = AllocLocked(n, 1)) {
+      if (!made_room && NeedRoomLocked(n)) {
+        made_room = release_now = true;
+      } else if (Span *s = AllocLocked(n, 1)) {
         s->state = SpanState::kSmall;
         s->size_class = uint8_t(cl);
         s->released = false;
@@ -291,6 +332,11 @@ Span *PageHeap::AllocSmall(Length n, uint32_t cl) {
         NoteInUseLocked();
         return s;
       }
+    }
+    if (release_now) {
+      ReleaseAll();
+      release_now = false;
+      continue;
     }
     if (!GrowUnlocked(n)) return nullptr;
   }
@@ -309,7 +355,19 @@ void PageHeap::Free(Span *s) {
     s->in_list = false;
     InsertFreeLocked(s);
   }
-  MaybeRelease();
+  // The background thread frees spans while it holds a central lock
+  // (CentralList::ReleaseSlots): it releases afterwards, with no lock held.
+  if (!OnScavengerThread()) MaybeRelease();
+  NotifyScavenger();
+}
+
+// After memory became free: the background thread is asked for (started
+// lazily, at the caller's next lock-free point) or woken when the heap
+// holds more than it should keep. Two relaxed loads when it need not act.
+void PageHeap::NotifyScavenger() {
+  uint64_t free_now = free_bytes_.load(std::memory_order_relaxed);
+  uint64_t retain = RetainBytes();
+  if (free_now > retain) g_scavenger.Notify(free_now - retain);
 }
 
 bool PageHeap::ResizeInPlace(Span *s, Length n) {
@@ -324,7 +382,7 @@ bool PageHeap::ResizeInPlace(Span *s, Length n) {
     s->npages = n;
     large_bytes_ -= tail->bytes();
     InsertFreeLocked(tail);
-    return true;
+    return true;  // (the scavenger hears of it at the next Free)
   }
   Length need = n - s->npages;
   PageId end = s->start + s->npages;
@@ -415,33 +473,129 @@ void PageHeap::MaybeRelease() {
   if (now - last < 100 && free_now <= FreeCap()) return;
   if (!lock_.TryLock()) return;  // someone else is in the heap; they will check
   last_release_check_.store(now, std::memory_order_relaxed);
-  // Near the cgroup's memory limit, every free committed page goes back now.
-  uint64_t limit = g_options.cgroup_limit_bytes;
-  uint64_t committed = large_bytes_ + small_span_bytes_ + free_bytes_.load(std::memory_order_relaxed);
-  bool near_limit = limit != 0 && committed > limit / 4 * 3;
-  ReleaseLocked(near_limit, now);  // unlocks
+  ReleaseLocked(NearLimit() ? ReleaseMode::kAll : ReleaseMode::kDue, now);  // unlocks
 }
 
+// True when the heap's committed memory (in use plus free committed), with
+// `extra` bytes more, passes 3/4 of the memory limit: then every free
+// committed page goes back at once. The limit never makes an allocation
+// fail; it only makes the heap give memory back sooner.
+bool PageHeap::NearLimit(uint64_t extra) const {
+  uint64_t limit = g_options.memory_limit_bytes;
+  if (limit == 0) return false;
+  uint64_t committed = large_bytes_.load(std::memory_order_relaxed) +
+                       small_span_bytes_.load(std::memory_order_relaxed) +
+                       free_bytes_.load(std::memory_order_relaxed);
+  return committed + extra > limit / 4 * 3;
+}
+
+// Everything free goes back, including what another thread (the background
+// thread) is releasing at this moment: malloc_trim returns when the heap holds
+// no free committed page (a bounded wait: in-flight batches are 16 spans).
 size_t PageHeap::ReleaseAll() {
   lock_.Lock();
-  return ReleaseLocked(true, NowMillis());
+  size_t total = ReleaseLocked(ReleaseMode::kAll, NowMillis());
+  for (int i = 0; i < 10000; i++) {
+    lock_.Lock();
+    bool busy = in_flight_ != nullptr;
+    lock_.Unlock();
+    if (!busy) break;
+    sched_yield();
+  }
+  return total;
+}
+
+uint64_t PageHeap::ReleaseDue(size_t *released) {
+  uint64_t now = NowMillis();
+  lock_.Lock();
+  last_release_check_.store(now, std::memory_order_relaxed);
+  *released = ReleaseLocked(NearLimit() ? ReleaseMode::kAll : ReleaseMode::kDue, now);  // unlocks
+  MutexLock l(lock_);
+  uint64_t free_now = free_bytes_.load(std::memory_order_relaxed);
+  uint64_t retain = RetainBytes();
+  if (parked_head_ != nullptr && free_now > retain + kParkedSlack) return NowMillis();
+  if (queue_head_ != nullptr && free_now > retain) return queue_head_->free_since + g_options.release_delay_ms;
+  return kNever;
+}
+
+// Huge-page mode: of free span s (unlinked), keeps only its whole 2 MiB
+// ranges for release; the ends before and after them are parked (they
+// share a huge page with memory in use). Returns the part to release, or
+// nullptr when none is a whole huge page (then all of s is parked).
+Span *PageHeap::TrimToHugePagesLocked(Span *s) {
+  constexpr Length kHugePages = kHugePageSize >> kPageShift;
+  PageId first = (s->start + kHugePages - 1) / kHugePages * kHugePages;
+  PageId end = (s->start + s->npages) / kHugePages * kHugePages;
+  auto park = [this](Span *p) {
+    LinkFreeLocked(p);  // committed: counted free, queued on the time queue...
+    QueueRemoveLocked(p);
+    QueueAppendLocked(p, true);  // ...moved to the parked queue
+  };
+  if (first >= end) {
+    SetSpanPagesLocked(s);
+    park(s);
+    return nullptr;
+  }
+  for (int side = 0; side < 2; side++) {
+    Length len = side == 0 ? first - s->start : s->start + s->npages - end;
+    if (len == 0) continue;
+    Span *piece = span_alloc_.New();
+    if (piece == nullptr) FatalInternal("out of metadata memory");
+    piece->start = side == 0 ? s->start : end;
+    piece->npages = len;
+    piece->released = false;
+    if (side == 0) s->start = first;
+    s->npages -= len;
+    SetSpanPagesLocked(piece);
+    park(piece);
+  }
+  SetSpanPagesLocked(s);
+  return s;
+}
+
+// The next span to release, taken out of the free structures (nullptr when
+// none is due): the oldest queued span once past the delay while the heap
+// holds more than the retained bytes, at once above the cap; parked spans
+// under pressure; everything in mode kAll.
+Span *PageHeap::TakeDueLocked(ReleaseMode mode, uint64_t now) {
+  for (;;) {
+    uint64_t free_now = free_bytes_.load(std::memory_order_relaxed);
+    bool all = mode == ReleaseMode::kAll;
+    bool over_cap = free_now > FreeCap();
+    Span *s = queue_head_;
+    if (s != nullptr &&
+        (all || over_cap || (now - s->free_since >= g_options.release_delay_ms && free_now > RetainBytes()))) {
+      UnlinkFreeLocked(s);
+      if (all || over_cap || !g_options.hugepages) return s;
+      if (Span *whole = TrimToHugePagesLocked(s)) return whole;
+      continue;  // all of s was parked
+    }
+    s = parked_head_;
+    if (s != nullptr && (all || over_cap || free_now > RetainBytes() + kParkedSlack)) {
+      UnlinkFreeLocked(s);
+      return s;
+    }
+    return nullptr;
+  }
 }
 
 // Called with lock_ held; returns with it released. Takes due spans out of
-// the free structures, madvises them unlocked, then re-inserts them released.
-size_t PageHeap::ReleaseLocked(bool all, uint64_t now) {
+// the free structures onto the in-flight list, madvises them unlocked, then
+// re-inserts them released.
+size_t PageHeap::ReleaseLocked(ReleaseMode mode, uint64_t now) {
   size_t total = 0;
   for (;;) {
     constexpr int kBatch = 16;
     Span *batch[kBatch];
     int count = 0;
-    while (count < kBatch && queue_head_ != nullptr) {
-      Span *s = queue_head_;
-      bool due = all || now - s->free_since >= g_options.release_delay_ms ||
-                 free_bytes_.load(std::memory_order_relaxed) > FreeCap();
-      if (!due) break;
-      UnlinkFreeLocked(s);
+    while (count < kBatch) {
+      Span *s = TakeDueLocked(mode, now);
+      if (s == nullptr) break;
       s->state = SpanState::kReleasing;  // neighbours must not merge it meanwhile
+      s->lru_prev = nullptr;
+      s->lru_next = in_flight_;
+      if (in_flight_) in_flight_->lru_prev = s;
+      in_flight_ = s;
       batch[count++] = s;
     }
     lock_.Unlock();
@@ -450,10 +604,28 @@ size_t PageHeap::ReleaseLocked(bool all, uint64_t now) {
       if (OsRelease(PageAddr(batch[i]->start), batch[i]->bytes())) {
         batch[i]->released = true;
         total += batch[i]->bytes();
+        PageMapReleaseInterior(batch[i]->start, batch[i]->npages);
       }
     }
     lock_.Lock();
-    for (int i = 0; i < count; i++) InsertFreeLocked(batch[i]);
+    for (int i = 0; i < count; i++) {
+      Span *s = batch[i];
+      if (s->lru_prev) s->lru_prev->lru_next = s->lru_next; else in_flight_ = s->lru_next;
+      if (s->lru_next) s->lru_next->lru_prev = s->lru_prev;
+      s->lru_next = s->lru_prev = nullptr;
+      InsertFreeLocked(s);
+    }
+  }
+}
+
+void PageHeap::AfterForkChild() {
+  // Only this thread exists; lock_ was reset by the fork handler.
+  MutexLock l(lock_);
+  while (Span *s = in_flight_) {
+    in_flight_ = s->lru_next;
+    s->lru_next = s->lru_prev = nullptr;
+    s->released = false;
+    InsertFreeLocked(s);
   }
 }
 
@@ -469,7 +641,10 @@ const char *PageHeap::Validate() {
     if (s->state != SpanState::kFree) return "free structure holds a span not marked free";
     if (SpanOfPage(s->start) != s || SpanOfPage(s->last_page()) != s) return "free span's ends not in page map";
     Span *left = SpanOfPage(s->start - 1);
-    if (left && left->state == SpanState::kFree && left->last_page() == s->start - 1) return "uncoalesced neighbours";
+    if (left && left->state == SpanState::kFree && left->last_page() == s->start - 1 &&
+        left->released == s->released)
+      return "uncoalesced neighbours";
+    if (s->released == s->in_lru) return "released span queued, or committed span not queued";
     (s->released ? released_sum : free_sum) += s->bytes();
     return nullptr;
   };

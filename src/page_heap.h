@@ -12,12 +12,29 @@
 // from the OS at a time.
 //
 // Returning memory: committed free spans also sit in a queue in the order
-// they became free. Spans free for longer than the release delay, and the
-// oldest ones whenever free committed bytes exceed the cap (the larger of
-// SPANALLOC_FREE_CAP_MB and the peak of the memory in use), are released with
-// madvise(MADV_DONTNEED). The madvise runs with the lock dropped: the span is
-// taken out of the free structures first (state kFree, in no list), so no one
-// can allocate it meanwhile.
+// they became free. A span free for longer than the release delay goes back
+// with madvise(MADV_DONTNEED) while the heap holds more than the retained
+// bytes (SPANALLOC_RETAIN, or mallopt's M_TRIM_THRESHOLD + M_TOP_PAD); the
+// oldest go back at once whenever free committed bytes exceed the cap (the
+// larger of SPANALLOC_FREE_CAP_MB and the peak of the memory in use), and
+// everything goes back near the memory limit (SPANALLOC_MEMORY_LIMIT or the
+// cgroup's) and before the heap grows there. The policy runs on heap
+// operations (MaybeRelease) and, for an idle program, on the background
+// release thread (scavenger.h, which calls ReleaseDue). The madvise runs with
+// the lock dropped: the span is taken out of the free structures first
+// (state kReleasing, on the in-flight list), so no one can allocate it
+// meanwhile, and a fork child finds it on that list.
+//
+// Free spans coalesce only with neighbours in the same state (committed with
+// committed, released with released), so a released span stays counted as
+// released and is never released twice.
+//
+// Huge pages (SPANALLOC_HUGEPAGES=1): the heap grows in 2 MiB-aligned chunks
+// advised MADV_HUGEPAGE. A due span then gives back only the whole 2 MiB
+// ranges inside it; its ends, which share a huge page with memory in use,
+// are parked (committed, on the parked queue) and go back only under
+// pressure: when free committed bytes pass retained + kParkedSlack, at the
+// cap, near the limit, or on malloc_trim.
 //
 // Lock: lock_ protects every field below and every free span (lock.h, rank 3).
 // Syscalls (mmap, madvise) are never made while holding it, except the rare
@@ -70,6 +87,20 @@ class PageHeap {
   size_t ReleaseAll();
   // Applies the release policy (delay and cap); cheap when nothing is due.
   void MaybeRelease();
+  // The background thread's step: releases what is due now and returns when
+  // the next release falls due (NowMillis() scale), kNever when nothing will
+  // without new frees.
+  static constexpr uint64_t kNever = ~uint64_t{0};
+  uint64_t ReleaseDue(size_t *released);
+  // Free committed bytes (an unlocked peek).
+  uint64_t FreeCommittedBytes() const { return free_bytes_.load(std::memory_order_relaxed); }
+  // Free committed bytes the parked queue may hold beyond the retained bytes
+  // before its spans go back too (huge-page mode).
+  static constexpr uint64_t kParkedSlack = uint64_t{16} << 20;
+  // In a fork child: spans that another thread was releasing when fork() ran
+  // go back to the free structures (as committed: the release may not have
+  // happened).
+  void AfterForkChild();
 
   PageHeapStats Stats();
   // Checks every invariant of the free structures (tests, debug builds).
@@ -88,7 +119,14 @@ class PageHeap {
   void LinkFreeLocked(Span *s);
   void UnlinkFreeLocked(Span *s);
   void QueueRemoveLocked(Span *s);
-  size_t ReleaseLocked(bool all, uint64_t now);
+  enum class ReleaseMode { kDue, kAll };
+  size_t ReleaseLocked(ReleaseMode mode, uint64_t now);
+  Span *TakeDueLocked(ReleaseMode mode, uint64_t now);
+  Span *TrimToHugePagesLocked(Span *s);
+  bool NearLimit(uint64_t extra = 0) const;
+  bool NeedRoomLocked(Length n);
+  void NotifyScavenger();
+  void QueueAppendLocked(Span *s, bool parked);
   uint64_t FreeCap() const;
   void NoteInUseLocked();
   void SetSpanPagesLocked(Span *s);
@@ -118,6 +156,9 @@ class PageHeap {
   FreeSet sets_[2];
   Span *queue_head_ = nullptr;  // committed free spans, oldest first
   Span *queue_tail_ = nullptr;
+  Span *parked_head_ = nullptr;  // huge-page mode: committed ends of released spans, oldest first
+  Span *parked_tail_ = nullptr;
+  Span *in_flight_ = nullptr;    // kReleasing spans (linked by lru_next/lru_prev)
   std::atomic<uint64_t> free_bytes_{0};  // written under lock_, peeked without it
   uint64_t released_bytes_ = 0;
   std::atomic<uint64_t> large_bytes_{0};       // written under lock_, peeked without it

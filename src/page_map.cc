@@ -1,6 +1,7 @@
 #include "page_map.h"
 
 #include <algorithm>
+#include <initializer_list>
 
 #include "metadata_alloc.h"
 #include "os_memory.h"
@@ -57,6 +58,24 @@ void PageMapSetRange(PageId first, Length n, Span *s, uint64_t entry, bool set_c
       __atomic_store_n(&sl->span[page & (kLeafPages - 1)], s, __ATOMIC_RELAXED);
       if (set_class) __atomic_store_n(&cl->entry[page & (kLeafPages - 1)], entry, __ATOMIC_RELAXED);
     }
+  }
+}
+
+void PageMapReleaseInterior(PageId first, Length n) {
+  constexpr uintptr_t kOsPage = 4096;
+  if (n < 3) return;
+  PageId page = first + 1, end = first + n - 1;
+  while (page < end) {
+    PageId leaf_end = std::min<PageId>(end, (page | (kLeafPages - 1)) + 1);
+    SpanLeaf *sl = g_span_root[page >> kLeafBits].load(std::memory_order_relaxed);
+    auto *cl = reinterpret_cast<ClassLeaf *>(reinterpret_cast<uintptr_t>(&g_class_map.zero_leaf) +
+                                             g_class_map.root[page >> kLeafBits]);
+    size_t i = page & (kLeafPages - 1), j = i + (leaf_end - page);
+    for (uintptr_t base : {reinterpret_cast<uintptr_t>(sl->span), reinterpret_cast<uintptr_t>(cl->entry)}) {
+      uintptr_t a = (base + i * 8 + kOsPage - 1) & ~(kOsPage - 1), b = (base + j * 8) & ~(kOsPage - 1);
+      if (a < b) OsRelease(reinterpret_cast<void *>(a), b - a);
+    }
+    page = leaf_end;
   }
 }
 

@@ -85,5 +85,11 @@ void PageMapSetClass(PageId page, uint64_t entry);
 // Sets pages [first, first+n) to span s and, for small spans, class entry
 // `entry` (0 to leave the class map alone); one leaf lookup per leaf.
 void PageMapSetRange(PageId first, Length n, Span *s, uint64_t entry, bool set_class);
+// The page heap, releasing free span [first, first+n) that it owns (state
+// kReleasing, no lock needed): gives back the OS pages of both maps that hold
+// only the span's interior entries. They read as zero afterwards (class 0,
+// no span), which is all an interior page of a free span needs (only its
+// first and last pages must map to it).
+void PageMapReleaseInterior(PageId first, Length n);
 
 }  // namespace spanalloc

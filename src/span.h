@@ -49,7 +49,8 @@ struct Span {
   uint8_t size_class = 0;
   bool released = false;  // every page released to the OS (reads as zero)
   bool in_list = false;   // on a central partial list
-  bool in_lru = false;    // on the page heap's release queue
+  bool in_lru = false;    // on one of the page heap's release queues
+  bool parked = false;    // that queue is the parked one (page_heap.h)
   // Small spans: how many objects are free in the span itself.
   uint32_t free_count = 0;
   // Free spans: when the span last became free (coarse ticks, page_heap.cc).

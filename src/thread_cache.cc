@@ -9,6 +9,7 @@
 #include "free_list.h"
 #include "metadata_alloc.h"
 #include "options.h"
+#include "scavenger.h"
 
 namespace spanalloc {
 
@@ -104,6 +105,7 @@ void ThreadCache::FreeSlow(void *p, uint32_t cl) noexcept {
   SetLink(p, l.head);
   l.head = p;
   l.length++;
+  g_scavenger.StartIfRequested();  // no lock held here (scavenger.h)
 }
 
 // Slow start (as TCP's): a class's max_length starts at kInitialMaxLength

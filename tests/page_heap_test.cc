@@ -63,8 +63,17 @@ TEST(PageHeap, FreeNeighboursCoalesce) {
   EXPECT_VALID(heap);
   heap.Free(c);
   EXPECT_VALID(heap);
-  // The whole chunk is one free span again: a request for all of it fits at
+  // The three are one committed free span: a request for all of them fits at
   // the original start.
+  Span *three = Large(heap, 60);
+  EXPECT_EQ(three->start, start);
+  heap.Free(three);
+  EXPECT_VALID(heap);
+  // Committed and released spans do not merge; once released, the whole
+  // chunk is one free span again: a request for all of it fits at the
+  // original start.
+  heap.ReleaseAll();
+  EXPECT_VALID(heap);
   Length whole = PageHeap::kGrowBytes >> kPageShift;
   Span *all = Large(heap, whole);
   EXPECT_EQ(all->start, start);
