@@ -254,8 +254,11 @@ bool PageHeap::GrowUnlocked(Length n) {
     mem = OsMap(grow, kPageSize);
   }
   if (mem == nullptr) return false;
-  if (g_options.hugepages && (reinterpret_cast<uintptr_t>(mem) & (kHugePageSize - 1)) == 0 &&
-      grow >= kHugePageSize)
+  // Huge pages pay off once the heap is big (fewer TLB misses and page
+  // faults); in a small program a 2 MiB page would cost RSS it never uses.
+  uint64_t mapped_before = heap_mapped_.fetch_add(grow, std::memory_order_relaxed);
+  if (g_options.hugepages && mapped_before >= kHugePagesFrom &&
+      (reinterpret_cast<uintptr_t>(mem) & (kHugePageSize - 1)) == 0 && grow >= kHugePageSize)
     OsAdviseHugePages(mem, grow & ~(kHugePageSize - 1));
   MutexLock l(lock_);
   if (!PageMapEnsure(PageOf(mem), grow >> kPageShift)) {

@@ -29,8 +29,9 @@
 // committed, released with released), so a released span stays counted as
 // released and is never released twice.
 //
-// Huge pages (SPANALLOC_HUGEPAGES=1): the heap grows in 2 MiB-aligned chunks
-// advised MADV_HUGEPAGE. A due span then gives back only the whole 2 MiB
+// Huge pages (SPANALLOC_HUGEPAGES=1): the heap grows in 2 MiB-aligned chunks,
+// advised MADV_HUGEPAGE once it has mapped kHugePagesFrom (a small program's
+// RSS is not rounded up to huge pages). A due span then gives back only the whole 2 MiB
 // ranges inside it; its ends, which share a huge page with memory in use,
 // are parked (committed, on the parked queue) and go back only under
 // pressure: when free committed bytes pass retained + kParkedSlack, at the
@@ -64,6 +65,8 @@ class PageHeap {
  public:
   static constexpr Length kMaxListPages = 128;
   static constexpr size_t kGrowBytes = size_t{32} << 20;
+  // Huge-page mode: growth past this much heap is advised MADV_HUGEPAGE.
+  static constexpr uint64_t kHugePagesFrom = uint64_t{64} << 20;
 
   // A span of n pages whose start is a multiple of align_pages, as a large
   // object (state kLarge). *zeroed tells whether its memory is known to be
@@ -165,6 +168,7 @@ class PageHeap {
   std::atomic<uint64_t> small_span_bytes_{0};  // written under lock_, peeked without it
   std::atomic<uint64_t> last_release_check_{0};
   std::atomic<uint64_t> peak_in_use_{0};  // high-water mark of large + small span bytes
+  std::atomic<uint64_t> heap_mapped_{0};  // bytes the heap has mapped (growth only)
   uint32_t rng_ = 2463534242u;
   FixedAlloc<Span> span_alloc_;  // rank 4 under lock_
 };

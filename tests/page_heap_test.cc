@@ -9,6 +9,8 @@
 #include <random>
 #include <vector>
 
+#include "options.h"
+#include "os_memory.h"
 #include "page_map.h"
 
 namespace spanalloc {
@@ -134,6 +136,44 @@ TEST(PageHeap, ReleaseReturnsMemoryAndReusedMemoryIsZero) {
   const char *mem = static_cast<const char *>(PageAddr(again->start));
   for (size_t i = 0; i < again->bytes(); i += 512) ASSERT_EQ(mem[i], 0);
   heap.Free(again);
+}
+
+// Huge-page mode: a due span gives back only the whole 2 MiB ranges inside
+// it; its ends stay committed (parked) until pressure or malloc_trim.
+TEST(PageHeap, HugePageModeReleasesWholeHugePagesOnly) {
+  PageHeap &heap = g_test_heap;
+  Options saved = g_options;
+  g_options.hugepages = true;
+  g_options.release_delay_ms = 0;
+  g_options.retain_bytes = 0;
+  constexpr Length kHuge = kHugePageSize >> kPageShift;
+  // A span starting 10 pages past a huge-page boundary, 600 pages long: one
+  // whole huge page inside ([246, 502) of it), 246 + 98 pages around it.
+  Span *block = Large(heap, kHuge, kHuge);
+  Span *pad = Large(heap, 10);
+  Span *s = Large(heap, 600);
+  Span *after = Large(heap, 1);
+  ASSERT_EQ(pad->start, block->start + kHuge);
+  ASSERT_EQ(s->start, pad->start + 10);
+  ASSERT_EQ(after->start, s->start + 600);
+  memset(PageAddr(s->start), 0x22, s->bytes());
+  uint64_t released_before = heap.Stats().released_bytes;
+  heap.Free(s);  // due at once (delay 0): the page heap releases on Free
+  size_t released = 0;
+  heap.ReleaseDue(&released);
+  EXPECT_VALID(heap);
+  PageHeapStats st = heap.Stats();
+  EXPECT_EQ(st.released_bytes - released_before, kHugePageSize);
+  EXPECT_EQ(st.free_bytes, (600 - kHuge) << kPageShift);
+  heap.ReleaseAll();  // malloc_trim: the parked ends go too
+  EXPECT_VALID(heap);
+  EXPECT_EQ(heap.Stats().free_bytes, 0u);
+  heap.Free(block);
+  heap.Free(pad);
+  heap.Free(after);
+  heap.ReleaseAll();
+  EXPECT_VALID(heap);
+  g_options = saved;
 }
 
 TEST(PageHeap, SmallSpansCarryTheirClassInThePageMap) {
