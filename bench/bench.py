@@ -21,6 +21,7 @@ import sys
 import tempfile
 import types
 
+import footprint
 import runs
 from allocators import ALL_ALLOCATORS, ROOT
 from charts import make_chart, make_scaling_chart
@@ -42,6 +43,7 @@ def main():
                     help="thread counts of the many-threads table (workload 12, livesets)")
     ap.add_argument("--no-many", action="store_true", help="skip the many-threads table")
     ap.add_argument("--no-fastpath", action="store_true")
+    ap.add_argument("--no-footprint", action="store_true", help="skip the footprint table (bench/footprint.py)")
     ap.add_argument("--no-chart", action="store_true")
     ap.add_argument("--allocators", default=",".join(ALL_ALLOCATORS))
     ap.add_argument("--reps", type=int, default=0, help="repetitions (default 7, quick 3)")
@@ -191,6 +193,11 @@ def main():
             log("bench: fastpath.sh failed: " + r.stderr.strip()[-300:])
             fast.append({"fastpath": "(all)", "status": "fastpath.sh failed: " + r.stderr.strip()[-200:]})
 
+    foot = saved.get("footprint", []) if saved else []
+    if not saved and not args.no_footprint and not args.scaling_only and not only:
+        log("bench: footprint (bench/footprint.py)")
+        foot = footprint.run_all(usable, build, args.quick, log)
+
     if not saved:
         info["load_end"] = os.getloadavg()
         plan_info = {"selected": selected, "scaling_wl": scaling_wl, "scal_threads": scal_threads, "many_threads": many_threads,
@@ -199,7 +206,7 @@ def main():
         os.makedirs(os.path.dirname(raw_path), exist_ok=True)
         with open(raw_path, "w") as f:
             json.dump({"info": info, "status": status, "scale": scale, "reps": reps, "runs": raw,
-                       "fastpath": fast, "plan": plan_info}, f)
+                       "fastpath": fast, "footprint": foot, "plan": plan_info}, f)
 
     chart_err = None
     if chart and not args.no_chart and (configs1 or configs2):
@@ -220,7 +227,7 @@ def main():
 
     summary = RunSummary(args=args, info=info, reps=reps, scale=scale, run_seconds=run_seconds, allocs=allocs,
                          status=status, build=build, res=res, configs1=configs1, configs2=configs2, chart=chart,
-                         chart_err=chart_err, fast=fast, scaling_wl=scaling_wl, scal_threads=scal_threads, many_threads=many_threads,
+                         chart_err=chart_err, fast=fast, footprint=foot, scaling_wl=scaling_wl, scal_threads=scal_threads, many_threads=many_threads,
                          scal_reps=scal_reps, scal_chart=scal_chart, scal_err=scal_err, report=report,
                          selected=selected)
     text = render(summary)

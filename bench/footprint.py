@@ -23,17 +23,47 @@ def mib(kb):
     return f"{kb / 1024:.0f}" if kb >= 0 else "-"
 
 
-def table(results):
-    lines = ["| allocator | start | 1 GiB live | right after the frees | after 1 s idle | after 5 s idle | "
-             "after malloc_trim(0) |",
-             "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+def run_all(allocs, build, quick=False, log=None):
+    """[(allocator, run_one result)] for bench_footprint under each allocator."""
+    binary = os.path.join(build, "bin", "bench_footprint")
+    results = []
+    for name in allocs:
+        lib = lib_path(name, build)
+        if lib and not os.path.exists(lib):
+            results.append((name, {"error": f"missing {lib}"}))
+            continue
+        results.append((name, run_one([binary] + (["--quick"] if quick else []), lib, timeout=120)))
+        if log:
+            log(f"footprint: {name} done")
+    return results
+
+
+def section(results, quick=False):
+    """The report's "Footprint" section (markdown lines)."""
+    idle = "1 s" if quick else "5 s"
+    return ["## Footprint: what an idle program gives back", "",
+            f"`bench_footprint{' --quick' if quick else ''}` (bench/footprint.cc), one run per allocator: "
+            f"{'100 MiB' if quick else '1 GiB'} of mixed objects (70 % 16 B-32 KiB, 30 % 64 KiB-4 MiB, every page "
+            f"written) freed in random order, then {idle} idle, then `malloc_trim(0)` (defined by glibc and spanalloc "
+            "only; under the other preloaded allocators it is glibc's, acting on an empty glibc heap). RSS in MiB. "
+            "spanalloc's background thread returns the memory after the release delay (1 s), its transfer slots "
+            "a delay later; jemalloc's decay (10 s by default) has not run yet at 5 s.", "",
+            table(results, quick), ""]
+
+
+def table(results, quick=False):
+    cols = [("rss_start_kb", "start"), ("rss_full_kb", f"{'100 MiB' if quick else '1 GiB'} live"),
+            ("rss_after_free_kb", "right after the frees")]
+    cols += [("rss_idle_kb", "after 1 s idle")] if quick else [("rss_idle1_kb", "after 1 s idle"),
+                                                               ("rss_idle_kb", "after 5 s idle")]
+    cols += [("rss_trim_kb", "after malloc_trim(0)")]
+    lines = ["| allocator | " + " | ".join(h for _, h in cols) + " |", "| --- |" + " ---: |" * len(cols)]
     for name, r in results:
         if "error" in r:
-            lines.append(f"| {name} | {r['error']} | | | | | |")
+            lines.append(f"| {name} | {r['error']} |" + " |" * (len(cols) - 1))
             continue
         e = r["result"]["extra"]
-        lines.append(f"| {name} | {mib(e['rss_start_kb'])} | {mib(e['rss_full_kb'])} | {mib(e['rss_after_free_kb'])} | "
-                     f"{mib(e['rss_idle1_kb'])} | {mib(e['rss_idle_kb'])} | {mib(e['rss_trim_kb'])} |")
+        lines.append(f"| {name} | " + " | ".join(mib(e[k]) for k, _ in cols) + " |")
     return "\n".join(lines)
 
 
@@ -44,19 +74,9 @@ def main():
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--report", default="")
     args = ap.parse_args()
-    binary = os.path.join(args.build_dir, "bin", "bench_footprint")
-    results = []
-    for name in args.allocators.split(","):
-        lib = lib_path(name, args.build_dir)
-        if lib and not os.path.exists(lib):
-            results.append((name, {"error": f"missing {lib}"}))
-            continue
-        r = run_one([binary] + (["--quick"] if args.quick else []), lib, timeout=120)
-        results.append((name, r))
-        print(f"footprint.py: {name} done", file=sys.stderr)
-    text = ("RSS in MiB of `bench_footprint`: 1 GiB of mixed objects (70 % 16 B-32 KiB, 30 % 64 KiB-4 MiB, "
-            "every page written) freed in random order, then 5 s idle, then `malloc_trim(0)`; one run.\n\n" +
-            table(results) + "\n")
+    results = run_all(args.allocators.split(","), args.build_dir, args.quick,
+                      lambda m: print("footprint.py: " + m, file=sys.stderr))
+    text = "\n".join(section(results, args.quick))
     if args.report:
         with open(args.report, "w") as f:
             f.write(text)

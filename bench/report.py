@@ -4,6 +4,7 @@ file bench.py writes (BENCHMARKS.md or a partial report)."""
 import math
 import os
 
+import footprint
 from allocators import PEERS, ROOT, lib_path
 from runs import MANY, MANY_TITLE, SCALE_DIV, WL, WORKLOADS
 
@@ -260,6 +261,15 @@ def render(r):
             else:
                 L.append(f"| {x['fastpath']} | {x.get('status')} | |")
         L.append("")
+
+    if getattr(r, "footprint", None):
+        L += footprint.section([tuple(x) for x in r.footprint], r.args.quick)
+    if not r.args.scaling_only:
+        # Measured by hand with bench/variants.py (huge pages, background
+        # release): kept in bench/RELEASE.md and copied here.
+        release = os.path.join(ROOT, "bench", "RELEASE.md")
+        if os.path.exists(release):
+            L += [open(release).read().strip(), ""]
 
     if r.configs1 or r.configs2:
         L.append("## Workloads")
