@@ -2,6 +2,8 @@
 // delete are not trusted (the page map knows the real size), so a
 // mismatched sized delete cannot corrupt the heap; SPANALLOC_CHECKS=full
 // reports one.
+#include <dlfcn.h>
+
 #include <new>
 
 #include "allocator.h"
@@ -10,9 +12,10 @@
 // libspanalloc does not depend on libstdc++, so preloading it into a C
 // program does not map the C++ runtime (about 1 MiB of RSS). The few
 // runtime entry points operator new's failure path needs are weak
-// references: they are bound whenever the program has the C++ runtime,
-// which every program calling operator new has (one that dlopens its C++
-// code later gets an abort with a message instead of std::bad_alloc).
+// references, bound when the program starts with the C++ runtime; a C
+// program that dlopens C++ code later finds them null, and the failure path
+// then looks them up by name (CxxRuntime), so its operator new still calls
+// the new-handler and throws std::bad_alloc.
 namespace std {
 new_handler get_new_handler() noexcept __attribute__((weak));
 [[noreturn]] void __throw_bad_alloc() __attribute__((weak));
@@ -29,17 +32,40 @@ using namespace spanalloc;
 
 namespace {
 
+// The C++ runtime's entry points, from the weak references or, when the
+// runtime was loaded after spanalloc (dlopen, maybe RTLD_LOCAL), by name
+// from the global scope or from libstdc++ itself. nullptr: no runtime.
+struct CxxRuntime {
+  std::new_handler (*get_new_handler)() noexcept;
+  void (*throw_bad_alloc)();
+};
+void *CxxSymbol(const char *name) {
+  if (void *f = dlsym(RTLD_DEFAULT, name)) return f;
+  void *lib = dlopen("libstdc++.so.6", RTLD_NOW | RTLD_NOLOAD);
+  return lib ? dlsym(lib, name) : nullptr;  // (the handle stays: the library is loaded anyway)
+}
+CxxRuntime FindCxxRuntime() {
+  CxxRuntime rt{std::get_new_handler, std::__throw_bad_alloc};
+  if (rt.get_new_handler == nullptr)
+    rt.get_new_handler = reinterpret_cast<std::new_handler (*)() noexcept>(CxxSymbol("_ZSt15get_new_handlerv"));
+  if (rt.throw_bad_alloc == nullptr) rt.throw_bad_alloc = reinterpret_cast<void (*)()>(CxxSymbol("_ZSt17__throw_bad_allocv"));
+  return rt;
+}
+
 // operator new's contract: on failure call the new-handler and retry; with
 // no handler, throw std::bad_alloc (or return nullptr for nothrow forms).
 SPANALLOC_COLD void *NewSlow(size_t n, size_t align, bool nothrow) {
   for (;;) {
     void *p = align ? AllocAligned(align, n) : Alloc(n);
     if (p != nullptr) return p;
-    std::new_handler handler = std::get_new_handler ? std::get_new_handler() : nullptr;
+    CxxRuntime rt = FindCxxRuntime();
+    std::new_handler handler = rt.get_new_handler ? rt.get_new_handler() : nullptr;
     if (handler == nullptr) {
       if (nothrow) return nullptr;
-      if (std::__throw_bad_alloc == nullptr) FatalInternal("operator new: out of memory, and no C++ runtime loaded to throw std::bad_alloc");
-      std::__throw_bad_alloc();
+      if (rt.throw_bad_alloc == nullptr)
+        FatalInternal("operator new: out of memory, and no C++ runtime loaded to throw std::bad_alloc");
+      rt.throw_bad_alloc();
+      __builtin_unreachable();
     }
     if (nothrow) {
       try {

@@ -10,7 +10,28 @@ namespace spanalloc {
 constinit OsCounters g_os_counters;
 
 namespace {
+#ifdef SPANALLOC_OS_FAULT_INJECTION
+std::atomic<uint64_t> g_fault_skip{0}, g_fault_fail{0}, g_fault_count{0};
+// True when this call must fail (os_memory.h).
+bool FaultNow() {
+  if (g_fault_fail.load(std::memory_order_relaxed) == 0) return false;
+  uint64_t skip = g_fault_skip.load(std::memory_order_relaxed);
+  while (skip > 0)
+    if (g_fault_skip.compare_exchange_weak(skip, skip - 1, std::memory_order_relaxed)) return false;
+  uint64_t fail = g_fault_fail.load(std::memory_order_relaxed);
+  while (fail > 0)
+    if (g_fault_fail.compare_exchange_weak(fail, fail - 1, std::memory_order_relaxed)) {
+      g_fault_count.fetch_add(1, std::memory_order_relaxed);
+      return true;
+    }
+  return false;
+}
+#else
+constexpr bool FaultNow() { return false; }
+#endif
+
 void *MapRaw(size_t bytes, int prot) {
+  if (FaultNow()) return nullptr;
   void *p = mmap(nullptr, bytes, prot, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   return p == MAP_FAILED ? nullptr : p;
 }
@@ -71,6 +92,7 @@ void OsUnmap(void *p, size_t bytes) {
 }
 
 bool OsRemapInPlace(void *p, size_t old_bytes, size_t new_bytes) {
+  if (FaultNow()) return false;
   int saved = errno;
   bool ok = mremap(p, old_bytes, new_bytes, 0) != MAP_FAILED;
   errno = saved;
@@ -79,6 +101,7 @@ bool OsRemapInPlace(void *p, size_t old_bytes, size_t new_bytes) {
 }
 
 void *OsRemapMove(void *p, size_t old_bytes, size_t new_bytes, size_t align) {
+  if (FaultNow()) return nullptr;
   int saved = errno;
   // Reserve an aligned target, then move the pages onto it (the move
   // replaces the reservation).
@@ -98,6 +121,7 @@ void *OsRemapMove(void *p, size_t old_bytes, size_t new_bytes, size_t align) {
 }
 
 bool OsMapFixed(void *p, size_t bytes) {
+  if (FaultNow()) return false;
   int saved = errno;
   void *q = mmap(p, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0);
   errno = saved;
@@ -106,5 +130,14 @@ bool OsMapFixed(void *p, size_t bytes) {
   g_os_counters.maps.fetch_add(1, std::memory_order_relaxed);
   return true;
 }
+
+#ifdef SPANALLOC_OS_FAULT_INJECTION
+void OsInjectFaults(uint64_t skip, uint64_t fail) {
+  g_fault_fail.store(0, std::memory_order_relaxed);
+  g_fault_skip.store(skip, std::memory_order_relaxed);
+  g_fault_fail.store(fail, std::memory_order_relaxed);
+}
+uint64_t OsInjectedFailures() { return g_fault_count.load(std::memory_order_relaxed); }
+#endif
 
 }  // namespace spanalloc

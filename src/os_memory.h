@@ -52,4 +52,13 @@ void *OsRemapMove(void *p, size_t old_bytes, size_t new_bytes, size_t align);
 // Maps fresh zero pages exactly at [p, p+bytes) (refilling a hole).
 bool OsMapFixed(void *p, size_t bytes);
 
+#ifdef SPANALLOC_OS_FAULT_INJECTION
+// Test builds only (tests/allocator.cmake; never the shipped library): after
+// `skip` more calls that would map memory (OsMap, OsMapFixed, the remaps),
+// the next `fail` calls fail as if the kernel refused. OsInjectFaults(0, 0)
+// turns it off. Returns how many calls failed so far.
+void OsInjectFaults(uint64_t skip, uint64_t fail);
+uint64_t OsInjectedFailures();
+#endif
+
 }  // namespace spanalloc

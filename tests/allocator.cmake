@@ -37,3 +37,17 @@ if(TARGET spanalloc_shared)
     COMMAND sh -c "readelf -d \"$<TARGET_FILE:spanalloc_shared>\" | grep NEEDED | grep -v 'libc.so.6' && exit 1; LD_PRELOAD=\"$<TARGET_FILE:spanalloc_shared>\" sh -c 'grep -q libspanalloc /proc/self/maps && ! grep -q libstdc++ /proc/self/maps'")
   set_tests_properties(shared_library_needs_only_libc PROPERTIES LABELS internal)
 endif()
+
+# The kernel refusing memory part-way through: the core layers with a
+# fault-injecting os_memory.cc (SPANALLOC_OS_FAULT_INJECTION; this test only,
+# never the shipped library).
+add_executable(os_fault_test os_fault_test.cc ${CMAKE_SOURCE_DIR}/src/os_memory.cc
+    $<FILTER:$<TARGET_OBJECTS:spanalloc_core>,EXCLUDE,os_memory\\.cc\\.o$>)
+target_compile_definitions(os_fault_test PRIVATE SPANALLOC_OS_FAULT_INJECTION=1)
+target_include_directories(os_fault_test PRIVATE ${CMAKE_SOURCE_DIR}/src ${CMAKE_SOURCE_DIR}/include)
+target_link_libraries(os_fault_test PRIVATE GTest::gtest GTest::gtest_main pthread)
+if(SPANALLOC_SANITIZE)
+  target_compile_options(os_fault_test PRIVATE -fsanitize=${SPANALLOC_SANITIZE} -fno-omit-frame-pointer)
+  target_link_options(os_fault_test PRIVATE -fsanitize=${SPANALLOC_SANITIZE})
+endif()
+gtest_discover_tests(os_fault_test PROPERTIES LABELS internal DISCOVERY_TIMEOUT 60)
