@@ -100,24 +100,27 @@ bool OsRemapInPlace(void *p, size_t old_bytes, size_t new_bytes) {
   return ok;
 }
 
-void *OsRemapMove(void *p, size_t old_bytes, size_t new_bytes, size_t align) {
-  if (FaultNow()) return nullptr;
+void *OsReserve(size_t bytes, size_t align) {
   int saved = errno;
-  // Reserve an aligned target, then move the pages onto it (the move
-  // replaces the reservation).
-  void *target = MapAligned(new_bytes, align, PROT_NONE);
-  void *result = nullptr;
-  if (target != nullptr) {
-    void *q = mremap(p, old_bytes, new_bytes, MREMAP_MAYMOVE | MREMAP_FIXED, target);
-    if (q == MAP_FAILED) {
-      munmap(target, new_bytes);
-    } else {
-      result = q;
-      g_os_counters.mapped.fetch_add(new_bytes - old_bytes, std::memory_order_relaxed);
-    }
-  }
+  void *target = MapAligned(bytes, align, PROT_NONE);
   errno = saved;
-  return result;
+  return target;
+}
+
+bool OsRemapMoveTo(void *p, size_t old_bytes, size_t new_bytes, void *target) {
+  if (FaultNow()) return false;
+  int saved = errno;
+  // The move replaces the reservation.
+  bool ok = mremap(p, old_bytes, new_bytes, MREMAP_MAYMOVE | MREMAP_FIXED, target) != MAP_FAILED;
+  errno = saved;
+  if (ok) g_os_counters.mapped.fetch_add(new_bytes - old_bytes, std::memory_order_relaxed);
+  return ok;
+}
+
+void OsUnreserve(void *target, size_t bytes) {
+  int saved = errno;
+  munmap(target, bytes);
+  errno = saved;
 }
 
 bool OsMapFixed(void *p, size_t bytes) {

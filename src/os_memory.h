@@ -45,10 +45,16 @@ void OsUnmap(void *p, size_t bytes);
 // Grows the mapping [p, p+old) to new_bytes where it stands; false if the
 // address space after it is taken.
 bool OsRemapInPlace(void *p, size_t old_bytes, size_t new_bytes);
-// Moves the pages of [p, p+old) to a fresh range of new_bytes aligned to
-// `align`, without copying; [p, p+old) is left unmapped. nullptr on failure
-// (then nothing has moved).
-void *OsRemapMove(void *p, size_t old_bytes, size_t new_bytes, size_t align);
+// Moving a block elsewhere takes two steps, so that the caller can prepare
+// the destination (its page-map leaves) before anything moves:
+// OsReserve takes an inaccessible range of bytes aligned to `align` (nullptr
+// on failure); OsRemapMoveTo moves the pages of [p, p+old) onto the reserved
+// target, resized to new_bytes, without copying, and leaves [p, p+old)
+// unmapped; false on failure (then nothing has moved and the target is still
+// reserved). OsUnreserve gives back a reservation that was not used.
+void *OsReserve(size_t bytes, size_t align);
+bool OsRemapMoveTo(void *p, size_t old_bytes, size_t new_bytes, void *target);
+void OsUnreserve(void *target, size_t bytes);
 // Maps fresh zero pages exactly at [p, p+bytes) (refilling a hole).
 bool OsMapFixed(void *p, size_t bytes);
 

@@ -203,13 +203,25 @@ Span *PageHeap::FindLocked(Length n) {
   return released->npages < committed->npages ? released : committed;
 }
 
+namespace {
+// One of the spares AllocLocked made sure of (page-heap lock held).
+Span *TakeSpare(Span *(&spares)[2]) {
+  for (Span *&spare : spares)
+    if (spare != nullptr) {
+      Span *s = spare;
+      spare = nullptr;
+      return s;
+    }
+  FatalInternal("page heap: split without a spare span");
+}
+}  // namespace
+
 // Takes n pages starting at an align_pages boundary out of free span s
 // (already unlinked); the pieces before and after go back as free spans.
 Span *PageHeap::SplitLocked(Span *s, Length n, Length align_pages) {
   PageId start = (s->start + align_pages - 1) / align_pages * align_pages;
   if (start > s->start) {
-    Span *head = span_alloc_.New();
-    if (head == nullptr) FatalInternal("out of metadata memory");
+    Span *head = TakeSpare(spares_);
     head->start = s->start;
     head->npages = start - s->start;
     head->released = s->released;
@@ -219,8 +231,7 @@ Span *PageHeap::SplitLocked(Span *s, Length n, Length align_pages) {
     LinkFreeLocked(head);
   }
   if (s->npages > n) {
-    Span *tail = span_alloc_.New();
-    if (tail == nullptr) FatalInternal("out of metadata memory");
+    Span *tail = TakeSpare(spares_);
     tail->start = s->start + n;
     tail->npages = s->npages - n;
     tail->released = s->released;
@@ -233,6 +244,9 @@ Span *PageHeap::SplitLocked(Span *s, Length n, Length align_pages) {
 
 Span *PageHeap::AllocLocked(Length n, Length align_pages) {
   SPANALLOC_DCHECK(lock_.IsHeld());
+  // The (at most two) Span objects a split needs, before anything is cut.
+  for (Span *&spare : spares_)
+    if (spare == nullptr && (spare = span_alloc_.New()) == nullptr) return nullptr;
   Span *s = FindLocked(n + align_pages - 1);
   if (s == nullptr) return nullptr;
   UnlinkFreeLocked(s);
@@ -428,14 +442,21 @@ Span *PageHeap::Remap(Span *s, Length n) {
   }
   Span *moved = span_alloc_.New();
   if (moved == nullptr) return nullptr;
-  void *q = OsRemapMove(old_addr, old_bytes, new_bytes, kPageSize);
-  if (q == nullptr) {
+  // The destination's page-map leaves exist before anything moves: a failure
+  // afterwards could neither be undone nor reported as ENOMEM.
+  void *q = OsReserve(new_bytes, kPageSize);
+  bool ready = q != nullptr;
+  if (ready) {
+    MutexLock l(lock_);
+    ready = PageMapEnsure(PageOf(q), n);
+  }
+  if (!ready || !OsRemapMoveTo(old_addr, old_bytes, new_bytes, q)) {
+    if (q != nullptr) OsUnreserve(q, new_bytes);
     span_alloc_.Delete(moved);
     return nullptr;
   }
   bool refilled = OsMapFixed(old_addr, old_bytes);  // the old range: fresh zero pages
   MutexLock l(lock_);
-  if (!PageMapEnsure(PageOf(q), n)) FatalInternal("page map: no memory for a leaf after mremap");
   moved->start = PageOf(q);
   moved->npages = n;
   moved->state = SpanState::kLarge;

@@ -171,6 +171,10 @@ class PageHeap {
   std::atomic<uint64_t> heap_mapped_{0};  // bytes the heap has mapped (growth only)
   uint32_t rng_ = 2463534242u;
   FixedAlloc<Span> span_alloc_;  // rank 4 under lock_
+  // Span objects SplitLocked may need, taken before a free span is cut, so
+  // that running out of metadata memory is an ENOMEM, never a half-cut span.
+  // Protected by lock_.
+  Span *spares_[2] = {};
 };
 
 extern PageHeap g_page_heap;
