@@ -5,26 +5,14 @@
 #include <algorithm>
 #include <cstdio>
 
+#include "common/diag.h"
+
 namespace douser {
 
 std::string log_escape(const std::string &s, std::size_t max) {
-  std::string out;
-  for (unsigned char c : s) {
-    if (out.size() >= max) {
-      out += "...";
-      break;
-    }
-    if (c == '\\') {
-      out += "\\\\";
-    } else if (c < 0x20 || c >= 0x7f) {
-      char buf[5];
-      std::snprintf(buf, sizeof buf, "\\x%02x", c);
-      out += buf;
-    } else {
-      out += static_cast<char>(c);
-    }
-  }
-  return out;
+  bool cut = s.size() > max;
+  std::string q = toolkit::quote(s, max);  // 'ESCAPED', or 'ESCAPED'... when cut
+  return q.substr(1, q.size() - (cut ? 5 : 2)) + (cut ? "..." : "");
 }
 
 std::string log_command(const std::vector<std::string> &argv) {

@@ -7,8 +7,9 @@
 
 namespace douser {
 
-// Makes `s` safe for one log line: control and non-ASCII bytes become
-// \xNN, backslash becomes \\; the result is cut at `max` bytes with "...".
+// Makes `s` safe for one log line: toolkit::quote's escaping (\n, \t,
+// \xNN for other control bytes and malformed UTF-8, \\, \'), without the
+// quotes; cut after `max` bytes of `s`, then "...".
 std::string log_escape(const std::string &s, std::size_t max = 256);
 // The command line as a single escaped, space-separated string (<= 1024).
 std::string log_command(const std::vector<std::string> &argv);

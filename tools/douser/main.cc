@@ -29,17 +29,23 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <climits>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <iostream>
+#include <optional>
 #include <string>
+#include <system_error>
 #include <vector>
 
 #include "audit.h"
 #include "auth.h"
+#include "common/cli.h"
+#include "common/diag.h"
+#include "common/spawn.h"
+#include "common/std_streams.h"
 #include "environment.h"
 #include "identity.h"
 #include "options.h"
@@ -123,19 +129,12 @@ EXIT STATUS
     (exit 1 for Ctrl-Z and the other stop signals).
     1   refused (authentication, unknown user, working directory, ...)
     2   usage error (no command, unknown option)
-    126 COMMAND is not executable; 127 COMMAND not found
+    126 COMMAND cannot be run; 127 COMMAND not found (or a component of
+        its path is not a directory): the tools' one rule (tools/common)
 
 FILES
     /etc/pam.d/douser      PAM configuration (installed with douser)
 )";
-
-void err(const std::string &s) {
-  std::string line = "douser: " + s + "\n";
-  (void)!write(STDERR_FILENO, line.data(), line.size());
-}
-
-// A caller-supplied value inside a message: escaped and cut.
-std::string quoted(const std::string &s) { return "'" + log_escape(s, 64) + "'"; }
 
 std::string tty_of_caller() {
   for (int fd = 0; fd <= 2; ++fd)
@@ -155,9 +154,14 @@ struct Caller {
   bool has_cwd = false;
 };
 
+// `why` is douser's own text, with every value in it already escaped (a
+// usage error's quoted option, a log_escape'd name): only cut here, unless
+// a control byte slipped in, which escapes the whole of it.
 int refuse(const Caller &c, const std::string &target, const std::string &why, int status = 1) {
+  bool plain = std::none_of(why.begin(), why.end(), [](char ch) { return (ch >= 0 && ch < 0x20) || ch == 0x7f; });
   audit_refused("refused: " + log_escape(c.name) + " as " + log_escape(target, 64) + " on " +
-                (c.tty.empty() ? std::string("no tty") : log_escape(c.tty)) + ": " + log_escape(why, 300));
+                (c.tty.empty() ? std::string("no tty") : log_escape(c.tty)) + ": " +
+                (plain ? why.substr(0, 300) + (why.size() > 300 ? "..." : "") : log_escape(why, 300)));
   return status;
 }
 
@@ -191,7 +195,7 @@ int g_reraise = 0;
 // when authenticated, else the exit status; `t` may change (PAM_USER).
 int authenticate(PamSession &pam, const Caller &c, Target &t) {
   AuthOutcome a = pam.authenticate(3, [&](int n) {
-    err("Authentication failure");
+    toolkit::warn("Authentication failure");
     audit_refused("authentication failure: " + log_escape(c.name) + " as " + log_escape(t.name) + " on " +
                   log_escape(c.tty) + " (try " + std::to_string(n) + " of 3)");
   });
@@ -206,31 +210,32 @@ int authenticate(PamSession &pam, const Caller &c, Target &t) {
     case AuthResult::ok:
       break;
     case AuthResult::failed:
-      err(a.failures ? std::to_string(a.failures) + " incorrect password attempts" : "Authentication failure");
+      toolkit::warn(a.failures ? std::to_string(a.failures) + " incorrect password attempts"
+                               : "Authentication failure");
       return refused(std::to_string(a.failures) + " incorrect password(s)");
     case AuthResult::no_terminal:
-      err("a terminal is required to read the password");
+      toolkit::warn("a terminal is required to read the password");
       return refused("no terminal");
     case AuthResult::interrupted: {
       if (a.signal == SIGTTIN || a.signal == SIGTTOU) {
-        err("cannot ask for the password in the background: run douser in the foreground");
+        toolkit::warn("cannot ask for the password in the background: run douser in the foreground");
         return refused("prompt in the background");
       }
       std::string what = a.signal ? signal_name(a.signal) : std::string("end of input");
-      err("password prompt interrupted (" + what + ")");
+      toolkit::warn("password prompt interrupted (" + what + ")");
       int status = refused("prompt interrupted (" + what + ")");
       if (a.signal && a.signal != SIGTSTP) g_reraise = a.signal;
       return status;
     }
     case AuthResult::expired:
-      err("the account or password of " + quoted(t.name) + " has expired");
+      toolkit::warn("the account or password of " + toolkit::quote(t.name, 64) + " has expired");
       return refused("expired: " + a.detail);
     case AuthResult::error:
-      err("authentication error: " + a.detail);
+      toolkit::warn("authentication error: " + a.detail);
       return refused("PAM error: " + a.detail);
   }
   if (ps == PasswordState::locked || ps == PasswordState::empty) {  // no PAM module should allow these
-    err("Authentication failure");
+    toolkit::warn("Authentication failure");
     return refused("authenticated by PAM");
   }
   // A module may have changed the user: run as whom PAM authenticated, found
@@ -238,44 +243,36 @@ int authenticate(PamSession &pam, const Caller &c, Target &t) {
   std::string pam_user = pam.user();
   Target again;
   if (pam_user.empty() || !lookup_target(pam_user, again)) {
-    err("unknown user " + quoted(pam_user) + " (named by PAM)");
+    toolkit::warn("unknown user " + toolkit::quote(pam_user, 64) + " (named by PAM)");
     return refuse(c, pam_user, "unknown user after authentication (asked for " + t.name + ")");
   }
   if (again.name != t.name)
     audit_refused("PAM changed the user from " + log_escape(t.name) + " to " + log_escape(again.name));
   if (no_login_shell(again.shell)) {
-    err("the account " + quoted(again.name) + " is not available (its shell is " + quoted(again.shell) + ")");
+    toolkit::warn("the account " + toolkit::quote(again.name, 64) + " is not available (its shell is " +
+                  toolkit::quote(again.shell, 64) + ")");
     return refuse(c, again.name, "no login shell");
   }
   t = again;
   return -1;
 }
 
-// Message from the child on the close-on-exec pipe.
-struct ChildReport {
-  char kind = 0;  // 'S' session/terminal, 'I' identity change, 'D' directory, 'E' exec
-  int err = 0;
-  char text[240] = {};
-};
-
-[[noreturn]] void child_fails(int fd, char kind, int e, const std::string &text) {
-  ChildReport r;
-  r.kind = kind;
-  r.err = e;
-  std::snprintf(r.text, sizeof r.text, "%s", text.c_str());
-  (void)!write(fd, &r, sizeof r);
-  _exit(kind == 'E' ? (e == ENOENT ? 127 : 126) : 1);
-}
-
 // In the child, as the target: the caller's directory, reached by its path
 // with the target's permissions, must be the one we were started in.
-int enter_caller_dir(const Caller &c) {
-  if (!c.has_cwd) return ENOENT;
-  if (chdir(c.cwd.c_str()) != 0) return errno;
+// Returns "", or why not.
+std::string enter_caller_dir(const Caller &c, const Target &t) {
+  int e = 0;
   struct stat here;
-  if (stat(".", &here) != 0) return errno;
-  if (here.st_dev != c.cwd_id.st_dev || here.st_ino != c.cwd_id.st_ino) return ESTALE;
-  return 0;
+  if (!c.has_cwd)
+    e = ENOENT;
+  else if (chdir(c.cwd.c_str()) != 0 || stat(".", &here) != 0)
+    e = errno;
+  else if (here.st_dev != c.cwd_id.st_dev || here.st_ino != c.cwd_id.st_ino)
+    e = ESTALE;
+  if (e == 0) return "";
+  return "cannot run in " + (c.has_cwd ? toolkit::quote(c.cwd, 64) : std::string("the working directory")) + " as " +
+         t.name + ": " + (e == ESTALE ? std::string("it has moved") : toolkit::errno_text(e)) +
+         " (douser does not change directory)";
 }
 
 int run(const Options &o, const Caller &c, Target t, const std::vector<std::string> &caller_env) {
@@ -286,16 +283,14 @@ int run(const Options &o, const Caller &c, Target t, const std::vector<std::stri
   }
   std::string error;
   if (!pam.open(error)) {
-    err(error);
+    toolkit::warn(error);
     return refuse(c, t.name, error);
   }
 
   std::vector<std::string> env = build_environment(caller_env, t, c.name, c.uid);
-  std::vector<char *> envp, argv;
+  std::vector<char *> envp;
   for (auto &e : env) envp.push_back(e.data());
   envp.push_back(nullptr);
-  for (const auto &a : o.command) argv.push_back(const_cast<char *>(a.c_str()));
-  argv.push_back(nullptr);
 
   // Every signal stays blocked from here on and arrives through the relay's
   // signal fd: douser cannot be ended half-way with the terminal in raw mode.
@@ -303,85 +298,77 @@ int run(const Options &o, const Caller &c, Target t, const std::vector<std::stri
   sigfillset(&all);
   sigprocmask(SIG_BLOCK, &all, &old);
   Relay relay;
-  int pipefd[2] = {-1, -1};
-  if (!relay.prepare(t.uid, error) || pipe2(pipefd, O_CLOEXEC) != 0) {
-    if (error.empty()) error = std::string("pipe: ") + strerror(errno);
-    err(error);
+  if (!relay.prepare(t.uid, error)) {
+    toolkit::warn(error);
     return refuse(c, t.name, error);
   }
   audit_granted(log_escape(c.name) + " ran '" + log_command(o.command) + "' as " + log_escape(t.name) + " (uid " +
                 std::to_string(t.uid) + ") on " + (c.tty.empty() ? std::string("no tty") : log_escape(c.tty)) + " in " +
                 log_escape(c.cwd) +
                 (relay.uses_pty() ? "; new terminal " + relay.pty_name() : std::string("; new session")));
-  pid_t child = fork();
-  if (child < 0) {
-    err(std::string("fork: ") + strerror(errno));
-    return 1;
-  }
-  if (child == 0) {
-    close(pipefd[0]);
-    for (int s = 1; s < NSIG; ++s)
-      if (s != SIGKILL && s != SIGSTOP) signal(s, SIG_DFL);
-    sigset_t none;
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, nullptr);
+
+  // The child: its session and terminal, the caller's limits, the target's
+  // identity, the caller's directory; then signals reset and exec (COMMAND
+  // found in the safe PATH of our own environment).
+  toolkit::SpawnOptions so;
+  so.envp = envp.data();
+  so.reset_signals = true;
+  so.setup = [&]() -> std::string {
     std::string e = relay.enter_child();
-    if (!e.empty()) child_fails(pipefd[1], 'S', 0, e);
+    if (!e.empty()) return e;
     restore_limits();
     e = become(t);
-    if (!e.empty()) child_fails(pipefd[1], 'I', 0, e);
-    if (int d = enter_caller_dir(c)) child_fails(pipefd[1], 'D', d, "");
+    if (!e.empty()) return "cannot become " + t.name + ": " + e;
+    e = enter_caller_dir(c, t);
+    if (!e.empty()) return e;
     // Whatever PAM modules or libraries left open must not reach the command.
     close_range(3, ~0U, CLOSE_RANGE_CLOEXEC);
-    environ = envp.data();
-    execvp(argv[0], argv.data());
-    child_fails(pipefd[1], 'E', errno, "");
+    return "";
+  };
+  std::optional<toolkit::Child> child;
+  try {
+    child.emplace(toolkit::spawn(o.command, so));
+  } catch (const std::system_error &e) {
+    toolkit::warn(e.what());
+    return refuse(c, t.name, e.what());
   }
-  close(pipefd[1]);
-  int wstatus = relay.run(child);
-  child = 0;  // reaped: never signal that pid again
-  ChildReport r;
-  ssize_t n = read(pipefd[0], &r, sizeof r);
-  close(pipefd[0]);
-  pam.close();
-  sigprocmask(SIG_SETMASK, &old, nullptr);
-  if (n == static_cast<ssize_t>(sizeof r)) {
-    switch (r.kind) {
-      case 'S':
-      case 'I':
-        err("cannot become " + t.name + ": " + r.text);
-        audit_refused("identity change failed for " + log_escape(t.name) + ": " + log_escape(r.text));
-        return 1;
-      case 'D': {
-        std::string why = r.err == ESTALE ? "it has moved" : strerror(r.err);
-        err("cannot run in " + (c.has_cwd ? quoted(c.cwd) : std::string("the working directory")) + " as " + t.name +
-            ": " + why + " (douser does not change directory; cd to one that " + t.name + " can enter)");
-        return refuse(c, t.name, "cannot enter " + c.cwd + ": " + why);
-      }
-      default:
-        err(log_escape(o.command[0], 256) + ": " + (r.err == ENOENT ? "command not found" : strerror(r.err)));
-        return r.err == ENOENT ? 127 : 126;
+  toolkit::ExecResult started = child->wait_exec();
+  int wstatus = 0;
+  if (started.stage == toolkit::ExecResult::Stage::started) {
+    wstatus = relay.run(child->pid());
+  } else {
+    while (waitpid(child->pid(), &wstatus, 0) < 0 && errno == EINTR) {
     }
   }
-  if (WIFEXITED(wstatus)) return WEXITSTATUS(wstatus);
-  if (WIFSIGNALED(wstatus)) return 128 + WTERMSIG(wstatus);
+  child.reset();  // reaped: its pid is never used again
+  pam.close();
+  sigprocmask(SIG_SETMASK, &old, nullptr);
+  switch (started.stage) {
+    case toolkit::ExecResult::Stage::started:
+      return toolkit::exit_status_of(wstatus);
+    case toolkit::ExecResult::Stage::setup_failed:
+      toolkit::warn(started.text);
+      return refuse(c, t.name, started.text);
+    case toolkit::ExecResult::Stage::exec_failed:
+      toolkit::warn(toolkit::describe(started, o.command[0]));
+      return toolkit::exit_status_of(started);
+  }
   return 1;
 }
 
 }  // namespace
 
 int main(int argc, char **argv) {
+  toolkit::set_program_name("douser");
   exit_when_out_of_memory();
   raise_limits();
-  sanitize_fds();
+  if (!sanitize_fds()) return 1;
   if (const char *low = limits_too_low()) {
-    (void)!write(STDERR_FILENO, "douser: ", 8);
-    (void)!write(STDERR_FILENO, low, strlen(low));
-    (void)!write(STDERR_FILENO, "\n", 1);
+    toolkit::warn(low);
     return 1;
   }
   if (argc < 1 || argv[0] == nullptr) {
-    err("invalid invocation (empty argument list)");
+    toolkit::warn("invalid invocation (empty argument list)");
     return 1;
   }
   prctl(PR_SET_DUMPABLE, 0);
@@ -407,39 +394,35 @@ int main(int argc, char **argv) {
   Options o;
   try {
     o = parse_options(std::vector<std::string>(argv + 1, argv + argc));
-  } catch (const UsageError &e) {
-    err(e.what());
-    std::cerr << "usage: douser [-u USER] [--] COMMAND [ARG...]   (douser --help)\n";
-    return refuse(c, "?", std::string("usage error: ") + e.what(), 2);
+  } catch (const toolkit::UsageError &e) {
+    int status = toolkit::usage_error(e.what());
+    return refuse(c, "?", std::string("usage error: ") + e.what(), status);
   }
-  if (o.help) {
-    std::cout << kHelp;
-    return 0;
-  }
-  if (o.version) {
-    std::cout << "douser 0.1.0\n";
-    return 0;
-  }
+  if (o.help) return toolkit::write_stdout(kHelp) ? 0 : 1;
+  if (o.version) return toolkit::print_version();
   switch (privilege()) {
     case Privilege::setuid_root:
     case Privilege::real_root:
       break;
     case Privilege::not_setuid:
-      err("not installed set-user-ID root, so it cannot switch users (as root: chown root douser && "
+      toolkit::warn(
+          "not installed set-user-ID root, so it cannot switch users (as root: chown root douser && "
           "chmod 4755 douser; and the file system must not be mounted nosuid)");
       return refuse(c, o.user, "not set-user-ID root");
     case Privilege::user_namespace:
-      err("refused inside a user namespace: the set-user-ID bit has no effect here, and uid 0 here is not root");
+      toolkit::warn(
+          "refused inside a user namespace: the set-user-ID bit has no effect here, and uid 0 here is not root");
       c.name = "uid " + std::to_string(c.uid) + " in a user namespace";
       return refuse(c, o.user, "user namespace without privilege");
   }
   Target t;
   if (!lookup_target(o.user, t)) {
-    err("unknown user " + quoted(o.user));
+    toolkit::warn("unknown user " + toolkit::quote(o.user, 64));
     return refuse(c, o.user, "unknown user");
   }
   if (c.uid != 0 && no_login_shell(t.shell)) {
-    err("the account " + quoted(t.name) + " is not available (its shell is " + quoted(t.shell) + ")");
+    toolkit::warn("the account " + toolkit::quote(t.name, 64) + " is not available (its shell is " +
+                  toolkit::quote(t.shell, 64) + ")");
     return refuse(c, t.name, "no login shell");
   }
   int status = run(o, c, t, caller_env);

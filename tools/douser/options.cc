@@ -1,6 +1,8 @@
 #include "options.h"
 
-#include "audit.h"
+#include <getopt.h>
+
+#include "common/cli.h"
 
 namespace douser {
 
@@ -12,37 +14,28 @@ bool plausible_user_name(const std::string &name) {
 }
 
 Options parse_options(const std::vector<std::string> &args) {
+  enum { kVersion = 0x100 };
+  static const option kLong[] = {{"help", no_argument, nullptr, 'h'},
+                                 {"user", required_argument, nullptr, 'u'},
+                                 {"version", no_argument, nullptr, kVersion},
+                                 {nullptr, 0, nullptr, 0}};
+  std::vector<std::string> copy(args);
+  std::vector<char *> argv{const_cast<char *>("douser")};
+  for (std::string &a : copy) argv.push_back(a.data());
+  argv.push_back(nullptr);
   Options o;
-  std::size_t i = 0;
-  for (; i < args.size(); ++i) {
-    const std::string &a = args[i];
-    if (a == "--") {
-      ++i;
-      break;
-    }
-    if (a.empty() || a[0] != '-') break;
-    if (a == "-h" || a == "--help") {
-      o.help = true;
-      return o;
-    }
-    if (a == "--version") {
-      o.version = true;
-      return o;
-    }
-    if (a == "-u" || a == "--user") {
-      if (i + 1 >= args.size()) throw UsageError("option " + a + " needs a user name");
-      o.user = args[++i];
-    } else if (a.rfind("--user=", 0) == 0) {
-      o.user = a.substr(7);
-    } else if (a.rfind("-u", 0) == 0 && a.size() > 2) {
-      o.user = a.substr(2);
-    } else {
-      throw UsageError("unknown option '" + log_escape(a, 64) + "'");
-    }
-  }
-  o.command.assign(args.begin() + static_cast<long>(i), args.end());
-  if (o.command.empty()) throw UsageError("no command given");
-  if (o.command[0].empty()) throw UsageError("empty command name");
+  // '+': the first operand is COMMAND; its own options are not ours.
+  int first = toolkit::parse_options(static_cast<int>(argv.size() - 1), argv.data(), "+hu:", kLong,
+                                     [&](int c, const char *arg) {
+                                       if (c == 'u') o.user = arg;
+                                       if (c == 'h') o.help = true;
+                                       if (c == kVersion) o.version = true;
+                                       return !o.help && !o.version;
+                                     });
+  if (o.help || o.version) return o;
+  o.command.assign(argv.begin() + first, argv.end() - 1);
+  if (o.command.empty()) throw toolkit::UsageError("no command given");
+  if (o.command[0].empty()) throw toolkit::UsageError("empty command name");
   return o;
 }
 

@@ -1,9 +1,10 @@
 // options: command line of douser, and the checks on a user name.
 #pragma once
 
-#include <stdexcept>
 #include <string>
 #include <vector>
+
+#include "common/diag.h"
 
 namespace douser {
 
@@ -14,11 +15,9 @@ struct Options {
   bool version = false;
 };
 
-struct UsageError : std::runtime_error {
-  using std::runtime_error::runtime_error;
-};
-
-// Parses argv[1..]. Options end at the first non-option or at "--".
+// Parses argv[1..] with getopt_long (the toolkit's messages): -u USER,
+// --user USER, --user=USER, -h/--help, --version. Options end at the first
+// operand or at "--". Throws toolkit::UsageError.
 Options parse_options(const std::vector<std::string> &args);
 
 // A user name we are willing to look up: 1..32 characters, no '/', ':',

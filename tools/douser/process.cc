@@ -12,6 +12,8 @@
 #include <initializer_list>
 #include <new>
 
+#include "common/std_streams.h"
+
 namespace douser {
 namespace {
 
@@ -45,18 +47,14 @@ bool initial_user_namespace() {
 
 }  // namespace
 
-void sanitize_fds() {
-  for (int fd = 0; fd <= 2; ++fd) {
-    if (fcntl(fd, F_GETFD) == -1 && errno == EBADF) {
-      int n = open("/dev/null", O_RDWR);
-      if (n != fd) _exit(1);  // cannot make a safe stdio
-    }
-  }
+bool sanitize_fds() {
+  if (!toolkit::ensure_std_fds()) return false;
   if (close_range(3, ~0U, 0) != 0) {
     long max = sysconf(_SC_OPEN_MAX);
     if (max < 0 || max > 1 << 20) max = 1 << 20;
     for (long fd = 3; fd < max; ++fd) close(static_cast<int>(fd));
   }
+  return true;
 }
 
 void raise_limits() {

@@ -5,9 +5,10 @@
 
 namespace douser {
 
-// fds 0-2 made valid (/dev/null where closed, so our own opens never land
-// there), every other inherited fd closed.
-void sanitize_fds();
+// fds 0-2 made valid (toolkit::ensure_std_fds: /dev/null where closed, so
+// our own opens never land there), every other inherited fd closed. False
+// when fds 0-2 cannot be made valid: exit at once, writing nothing.
+bool sanitize_fds();
 
 // The caller's limits on open files, address space, data, CPU time and file
 // size are saved and raised, so that douser cannot fail half-way (logging,

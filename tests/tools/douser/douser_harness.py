@@ -5,9 +5,9 @@ douser_hostile_test.py), run as root inside a private mount namespace
 setup() creates throw-away users (a target with a known password and an
 extra group, an unprivileged caller, a locked and an empty-password
 account, one whose shell is nologin), installs douser set-user-ID root in a
-temporary directory, installs /etc/pam.d/douser, captures syslog by
-bind-mounting a socket of its own over /dev/log (in this mount namespace
-only), and registers the removal of everything, also when a check fails.
+temporary directory, installs /etc/pam.d/douser and captures syslog by
+binding a copy of /etc/pam.d and a socket of its own over /etc/pam.d and
+/dev/log (in this mount namespace only, so concurrent runs do not meet), and registers the removal of everything, also when a check fails.
 run_tty() drives douser through a pseudo-terminal.
 """
 import argparse
@@ -119,8 +119,8 @@ class SyslogCapture:
 
 
 # ---------------------------------------------------------------- users --
-def add_user(name, password=None, groups=None, shell="/bin/sh"):
-    sh("useradd", "-m", "-s", shell, name)
+def add_user(name, password=None, groups=None, shell="/bin/sh", uid=None):
+    sh("useradd", "-m", "-s", shell, *(["-u", str(uid)] if uid else []), name)
     cleanups.append(lambda: subprocess.run(["userdel", "-r", "-f", name], stderr=subprocess.DEVNULL,
                                            stdout=subprocess.DEVNULL))
     if password is not None:
@@ -252,18 +252,26 @@ class Env:
     pass
 
 
+def private_pam_dir(tmp):
+    """A copy of /etc/pam.d bound over it in this mount namespace only: the
+    tests' PAM files are seen by nobody else (other test runs on the same
+    machine keep theirs)."""
+    try:  # the parent (ctest, or a shell) is outside unshare's namespace
+        shared = os.readlink("/proc/self/ns/mnt") == os.readlink(f"/proc/{os.getppid()}/ns/mnt")
+    except OSError:
+        shared = False
+    if shared:
+        print("FAIL: run me in a private mount namespace (unshare -m --propagation private)")
+        sys.exit(1)
+    copy = os.path.join(tmp, "pam.d")
+    shutil.copytree("/etc/pam.d", copy, symlinks=True)
+    sh("mount", "--bind", copy, "/etc/pam.d")
+    cleanups.append(lambda: subprocess.run(["umount", "/etc/pam.d"], stderr=subprocess.DEVNULL))
+
+
 def install_pam(text):
-    """Writes /etc/pam.d/douser; the original comes back at the end."""
-    pam_path = "/etc/pam.d/douser"
-    if not any(getattr(f, "_douser_pam", False) for f in cleanups):
-        if os.path.exists(pam_path):
-            before = open(pam_path).read()
-            restore = lambda: open(pam_path, "w").write(before)
-        else:
-            restore = lambda: os.path.exists(pam_path) and os.unlink(pam_path)
-        restore._douser_pam = True
-        cleanups.append(restore)
-    with open(pam_path, "w") as f:
+    """Writes /etc/pam.d/douser (the private copy, see private_pam_dir)."""
+    with open("/etc/pam.d/douser", "w") as f:
         f.write(text)
 
 
@@ -285,6 +293,7 @@ def setup(extra_args=()):
     os.chmod(e.tmp, 0o755)
     cleanups.append(lambda: shutil.rmtree(e.tmp, ignore_errors=True))
     e.pam_text = open(args.pam_file).read()
+    private_pam_dir(e.tmp)
     install_pam(e.pam_text)
     e.log = SyslogCapture(e.tmp)
 

@@ -6,6 +6,7 @@ and douser_harness.py). Each check names what it proves; a check that
 cannot run here says why."""
 import ctypes
 import os
+import random
 import re
 import resource
 import signal
@@ -99,14 +100,15 @@ def relay(e):
 # 3. Every logged value escaped and cut.
 def syslog_escaping(e):
     log = e.log
-    mark = log.mark()
-    forged = f"-x\ndouser[1]: root ran 'id' as root (uid 0) on forged"
-    r = run_tty([e.du, forged, "id"], e.caller, cwd=e.tmp)
-    raw = [m for m in log.raw_since(mark) if "douser" in m]
-    tried("newline in an option cannot forge a syslog line",
-          r.status == 2 and raw and all("\n" not in m.rstrip("\n") for m in raw) and
-          any("\\x0a" in m for m in raw), raw)
-    for what, argv in (("100 KB option", [e.du, "-" + "A" * 100_000, "id"]),
+    forged = "x\ndouser[1]: root ran 'id' as root (uid 0) on forged"
+    for what, argv in (("a long option", [e.du, "--" + forged, "id"]), ("a user name", [e.du, "-u", forged, "id"])):
+        mark = log.mark()
+        r = run_tty(argv, e.caller, cwd=e.tmp)
+        raw = [m for m in log.raw_since(mark) if "douser" in m]
+        tried(f"newline in {what} cannot forge a syslog line (escaped as \\n)",
+              r.status in (1, 2) and raw and all("\n" not in m.rstrip("\n") for m in raw) and
+              any("x\\ndouser[1]: root ran" in m for m in raw), raw)
+    for what, argv in (("100 KB option", [e.du, "--" + "A" * 100_000, "id"]),
                        ("100 KB user name", [e.du, "-u", "B" * 100_000, "id"]),
                        ("100 KB argument of a granted command", [e.du, "true", "C" * 100_000])):
         mark = log.mark()
@@ -176,6 +178,10 @@ def keyring(e):
         print("SKIP: keyctl not allowed here")
         return
     check("pam_keyinit.so force revoke" in e.pam_text, "shipped PAM stack has pam_keyinit force revoke")
+    # A target with a uid of its own: the kernel's per-uid key quota (200
+    # keys, revoked ones counted until collected minutes later) would be
+    # spent by earlier runs under a reused uid, and pam_keyinit is optional.
+    target = h.add_user(f"duk{e.sfx}", PASSWORD, uid=random.randrange(200_000, 2_000_000_000))
 
     def caller_keyring():
         lc = ctypes.CDLL(None, use_errno=True)
@@ -187,9 +193,12 @@ def keyring(e):
             "lc.syscall(250,6,-3,buf,256)\n"  # KEYCTL_DESCRIBE session keyring
             "print('RING', buf.value.decode())\n"
             "print('SECRET', lc.syscall(250,10,-3,b'user',b'douser-secret',0))\n")  # KEYCTL_SEARCH
-    r = run_tty([e.du, "-u", e.T, "python3", "-c", code], e.caller, cwd=e.tmp, script=PW, preexec=caller_keyring)
+    mark = e.log.mark()
+    r = run_tty([e.du, "-u", target.pw_name, "python3", "-c", code], e.caller, cwd=e.tmp, script=PW,
+                preexec=caller_keyring)
     tried("the caller's session keyring and its keys do not reach the command (pam_keyinit)",
-          "RING" in r.output and "douser-caller-ring" not in r.output and "SECRET -1" in r.output, r.output)
+          "RING" in r.output and "douser-caller-ring" not in r.output and "SECRET -1" in r.output,
+          r.output + "\n" + "\n".join(e.log.raw_since(mark)))
 
 
 # 8. A failed attempt is logged before the failure delay.
