@@ -121,35 +121,37 @@ void Relay::leave_raw() {
   raw_ = false;
 }
 
-void Relay::on_signal(int sig, pid_t child, bool &done, int &status) {
+Relay::Event Relay::on_signal(int sig, pid_t child, int &status) {
   if (sig == SIGWINCH) {
     copy_window_size();
-    return;
+    return Event::none;
   }
-  if (sig == SIGCONT) return;  // douser itself was continued: nothing to pass on
+  if (sig == SIGCONT) return Event::none;  // douser itself was continued: nothing to pass on
   if (sig != SIGCHLD) {
     // Not yet reaped, so `child` cannot name another process.
     kill(child, sig);
-    return;
+    return Event::none;
   }
   int st;
-  pid_t r;
-  while ((r = waitpid(child, &st, WNOHANG | WUNTRACED)) == child) {
+  while (waitpid(child, &st, WNOHANG | WUNTRACED) == child) {
     if (!WIFSTOPPED(st)) {
-      done = true;
       status = st;
-      return;
+      return Event::ended;
     }
-    // The command stopped (SIGSTOP, or its own SIGTSTP): stop with it,
-    // giving the caller's terminal back, and continue it when we are.
-    if (raw_) {
-      leave_raw();
-      kill(getpid(), SIGSTOP);
-      enter_raw();
-      copy_window_size();
-      kill(child, SIGCONT);
-    }
+    if (raw_) return Event::stopped;
   }
+  return Event::none;
+}
+
+void Relay::flush_output() {
+  while (output_ok_ && to_caller_.size() < 1024 * 1024) {
+    char buf[4096];
+    ssize_t r = read(master_, buf, sizeof buf);
+    if (r <= 0) break;
+    to_caller_.append(buf, static_cast<std::size_t>(r));
+  }
+  if (output_ok_ && !write_all(out_fd_, to_caller_.data(), to_caller_.size())) output_ok_ = false;
+  to_caller_.clear();
 }
 
 int Relay::run(pid_t child) {
@@ -157,13 +159,12 @@ int Relay::run(pid_t child) {
     close(slave_);  // the child has it; our copy would keep it from hanging up
     slave_ = -1;
   }
-  int out_fd = -1;
   for (int fd : {1, 2, 0})
-    if (out_fd < 0 && master_ >= 0 && was_tty_[fd]) out_fd = fd;
+    if (out_fd_ < 0 && master_ >= 0 && was_tty_[fd]) out_fd_ = fd;
   bool input_open = master_ >= 0 && was_tty_[0] && enter_raw();
-  bool output_ok = out_fd >= 0;
+  output_ok_ = out_fd_ >= 0;
   bool master_idle = false;
-  std::string to_command, to_caller;
+  std::string to_command;
   char buf[4096];
   bool done = false;
   int status = 0;
@@ -173,7 +174,7 @@ int Relay::run(pid_t child) {
     p[i_sig] = {sigfd_, POLLIN, 0};
     if (master_ >= 0 && !master_idle) {
       short ev = 0;
-      if (to_caller.size() < kBufferSize) ev |= POLLIN;
+      if (to_caller_.size() < kBufferSize) ev |= POLLIN;
       if (!to_command.empty()) ev |= POLLOUT;
       i_master = n++;
       p[i_master] = {master_, ev, 0};
@@ -182,9 +183,9 @@ int Relay::run(pid_t child) {
       i_in = n++;
       p[i_in] = {0, POLLIN, 0};
     }
-    if (!to_caller.empty()) {
+    if (!to_caller_.empty()) {
       i_out = n++;
-      p[i_out] = {out_fd, POLLOUT, 0};
+      p[i_out] = {out_fd_, POLLOUT, 0};
     }
     if (poll(p, static_cast<nfds_t>(n), master_idle ? kIdleRetryMs : -1) < 0) {
       if (errno == EINTR) continue;
@@ -195,16 +196,27 @@ int Relay::run(pid_t child) {
     }
     master_idle = false;
     signalfd_siginfo si;
-    while (read(sigfd_, &si, sizeof si) == static_cast<ssize_t>(sizeof si)) {
-      on_signal(static_cast<int>(si.ssi_signo), child, done, status);
-      if (done) break;
+    while (!done && read(sigfd_, &si, sizeof si) == static_cast<ssize_t>(sizeof si)) {
+      Event ev = on_signal(static_cast<int>(si.ssi_signo), child, status);
+      done = ev == Event::ended;
+      if (ev == Event::stopped) {
+        // The command stopped (SIGSTOP, or its own SIGTSTP): show what it
+        // wrote, give the caller's terminal back, stop with it, and
+        // continue it when we are continued.
+        flush_output();
+        leave_raw();
+        kill(getpid(), SIGSTOP);
+        enter_raw();
+        copy_window_size();
+        kill(child, SIGCONT);
+      }
     }
     if (done) break;
     if (i_master >= 0 && p[i_master].revents) {
       if (p[i_master].revents & (POLLIN | POLLHUP | POLLERR)) {
         ssize_t r = read(master_, buf, sizeof buf);
         if (r > 0) {
-          if (output_ok) to_caller.append(buf, static_cast<std::size_t>(r));
+          if (output_ok_) to_caller_.append(buf, static_cast<std::size_t>(r));
         } else if (r == 0 || errno != EAGAIN) {
           master_idle = true;  // EIO: nobody has the terminal open right now
         }
@@ -223,19 +235,14 @@ int Relay::run(pid_t child) {
       }
     }
     if (i_out >= 0 && p[i_out].revents) {
-      if (!write_all(out_fd, to_caller.data(), to_caller.size())) output_ok = false;
-      to_caller.clear();
+      if (!write_all(out_fd_, to_caller_.data(), to_caller_.size())) output_ok_ = false;
+      to_caller_.clear();
     }
   }
   // Whatever the command wrote before it ended; a process it left behind
-  // may write without end, so only what is there now.
+  // may write without end, so only what is there now (at most 1 MiB).
   if (master_ >= 0) {
-    while (output_ok && to_caller.size() < 1024 * 1024) {
-      ssize_t r = read(master_, buf, sizeof buf);
-      if (r <= 0) break;
-      to_caller.append(buf, static_cast<std::size_t>(r));
-    }
-    if (output_ok) write_all(out_fd, to_caller.data(), to_caller.size());
+    flush_output();
     leave_raw();
     close(master_);  // hangs up the pseudo-terminal for anything left on it
     master_ = -1;

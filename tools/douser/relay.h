@@ -53,8 +53,12 @@ class Relay {
   void copy_window_size();
   bool enter_raw();
   void leave_raw();
-  // Handles one signal; sets `done` and `status` once the child has ended.
-  void on_signal(int sig, pid_t child, bool &done, int &status);
+  // Handles one signal: passes it on, or resizes, or reaps the child
+  // (`status` set when it ended; `stopped` only while we hold raw mode).
+  enum class Event { none, ended, stopped };
+  Event on_signal(int sig, pid_t child, int &status);
+  // Writes what the command has written so far (at most 1 MiB more).
+  void flush_output();
 
   int sigfd_ = -1;
   int master_ = -1;
@@ -62,7 +66,10 @@ class Relay {
   std::string pty_name_;
   bool was_tty_[3] = {false, false, false};
   int caller_tty_ = -1;  // first of fds 0-2 that is a terminal
-  termios saved_{};      // the caller's modes, while raw_
+  int out_fd_ = -1;      // where the command's terminal output goes (a terminal of the caller's)
+  bool output_ok_ = false;
+  std::string to_caller_;
+  termios saved_{};  // the caller's modes, while raw_
   bool raw_ = false;
 };
 
