@@ -51,8 +51,10 @@ bool CentralList::GrowLocked() {
   Span *s = g_page_heap.AllocSmall(shape.pages, cl_);
   if (s == nullptr) return false;
   uint32_t n = shape.objects;
-  for (uint32_t w = 0; w < (n + 63) / 64; w++) {
-    uint32_t bits = n - w * 64 < 64 ? n - w * 64 : 64;
+  // Every word is written: the Span may have served a class with more
+  // objects, whose bits past n would break free_count == popcount(free_bits).
+  for (uint32_t w = 0; w < kMaxObjectsPerSpan / 64; w++) {
+    uint32_t bits = n <= w * 64 ? 0 : (n - w * 64 < 64 ? n - w * 64 : 64);
     s->free_bits[w] = bits == 64 ? ~uint64_t{0} : (uint64_t{1} << bits) - 1;
   }
   s->free_count = n;

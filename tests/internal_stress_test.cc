@@ -111,8 +111,12 @@ TEST(InternalStress, CrossThreadFreesKeepContents) {
     spanalloc_free(b.p);
   }
   EXPECT_EQ(corrupt.load(), 0);
-  for (uint32_t cl = 1; cl < kNumClasses; cl++) ASSERT_EQ(g_central[cl].Validate(), nullptr) << "class " << cl;
-  EXPECT_EQ(g_page_heap.Validate(), nullptr);
+  for (uint32_t cl = 1; cl < kNumClasses; cl++) {
+    const char *why = g_central[cl].Validate();
+    ASSERT_EQ(why, nullptr) << "class " << cl << ": " << why;
+  }
+  const char *why = g_page_heap.Validate();
+  EXPECT_EQ(why, nullptr) << why;
   spanalloc_stats s;
   spanalloc_get_stats(&s);
   EXPECT_EQ(s.in_use_large, 0u);
