@@ -1,6 +1,6 @@
 // iolimit: run a command in a fresh cgroup with I/O limits on one disk.
 // See README.md and --help.
-#include <fcntl.h>
+#include <getopt.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -8,13 +8,17 @@
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
-#include <cstring>
-#include <iostream>
 #include <new>
 #include <string>
+#include <system_error>
 #include <vector>
 
 #include "cgroup.h"
+#include "common/cli.h"
+#include "common/diag.h"
+#include "common/spawn.h"
+#include "common/std_streams.h"
+#include "common/units.h"
 #include "device.h"
 #include "units.h"
 
@@ -77,78 +81,89 @@ EXAMPLES
     iolimit --rbps 10M --riops 100 --device /dev/vda -- tar cf /dev/null /usr
 )";
 
-void say(const std::string &s) { std::cerr << "iolimit: " << s << "\n"; }
+void say(const std::string &s) { toolkit::warn(s); }
 
 struct Options {
   Limits limits;
   std::string device;
   Version version = Version::automatic;
   bool quiet = false;
+  bool help = false;
+  bool print_version = false;
   std::vector<std::string> command;
 };
 
-Options parse(int argc, char **argv, bool &help, bool &version) {
+enum LongOnly { kRbps = 256, kWbps, kRiops, kWiops, kDevice, kCgroup, kVersion };
+
+const struct option kLongOptions[] = {
+    {"rbps", required_argument, nullptr, kRbps},
+    {"wbps", required_argument, nullptr, kWbps},
+    {"riops", required_argument, nullptr, kRiops},
+    {"wiops", required_argument, nullptr, kWiops},
+    {"device", required_argument, nullptr, kDevice},
+    {"cgroup", required_argument, nullptr, kCgroup},
+    {"quiet", no_argument, nullptr, 'q'},
+    {"help", no_argument, nullptr, 'h'},
+    {"version", no_argument, nullptr, kVersion},
+    {nullptr, 0, nullptr, 0},
+};
+
+// Throws toolkit::UsageError.
+Options parse(int argc, char **argv) {
   Options o;
-  int i = 1;
-  for (; i < argc; ++i) {
-    std::string a = argv[i];
-    if (a == "--") {
-      ++i;
-      break;
+  // '+': options end at COMMAND, whose own options stay its own.
+  int first = toolkit::parse_options(argc, argv, "+qh", kLongOptions, [&](int c, const char *arg) {
+    switch (c) {
+      case 'q':
+        o.quiet = true;
+        break;
+      case 'h':
+        o.help = true;
+        break;
+      case kVersion:
+        o.print_version = true;
+        break;
+      case kRbps:
+        o.limits.rbps = parse_rate(arg, "--rbps", false);
+        break;
+      case kWbps:
+        o.limits.wbps = parse_rate(arg, "--wbps", false);
+        break;
+      case kRiops:
+        o.limits.riops = parse_rate(arg, "--riops", true);
+        break;
+      case kWiops:
+        o.limits.wiops = parse_rate(arg, "--wiops", true);
+        break;
+      case kDevice:
+        o.device = arg;
+        if (o.device.empty()) throw toolkit::UsageError("--device needs a path or MAJ:MIN");
+        break;
+      case kCgroup: {
+        std::string v = arg;
+        if (v == "auto")
+          o.version = Version::automatic;
+        else if (v == "v1" || v == "1")
+          o.version = Version::v1;
+        else if (v == "v2" || v == "2")
+          o.version = Version::v2;
+        else
+          throw toolkit::UsageError("invalid value " + toolkit::quote(v, 40) + " for --cgroup (auto, v1 or v2)");
+        break;
+      }
     }
-    if (a.empty() || a[0] != '-') break;  // the command starts here
-    std::string name = a, value;
-    bool inline_value = false;
-    if (auto eq = a.find('='); a.rfind("--", 0) == 0 && eq != std::string::npos) {
-      name = a.substr(0, eq);
-      value = a.substr(eq + 1);
-      inline_value = true;
-    }
-    auto need = [&]() -> std::string {
-      if (inline_value) return value;
-      if (i + 1 >= argc) throw UsageError("option " + name + " needs a value");
-      return argv[++i];
-    };
-    if (name == "-h" || name == "--help")
-      help = true;
-    else if (name == "--version")
-      version = true;
-    else if (name == "-q" || name == "--quiet")
-      o.quiet = true;
-    else if (name == "--rbps")
-      o.limits.rbps = parse_rate(need(), name, false);
-    else if (name == "--wbps")
-      o.limits.wbps = parse_rate(need(), name, false);
-    else if (name == "--riops")
-      o.limits.riops = parse_rate(need(), name, true);
-    else if (name == "--wiops")
-      o.limits.wiops = parse_rate(need(), name, true);
-    else if (name == "--device") {
-      o.device = need();
-      if (o.device.empty()) throw UsageError("--device needs a path or MAJ:MIN");
-    } else if (name == "--cgroup") {
-      std::string v = need();
-      if (v == "auto")
-        o.version = Version::automatic;
-      else if (v == "v1" || v == "1")
-        o.version = Version::v1;
-      else if (v == "v2" || v == "2")
-        o.version = Version::v2;
-      else
-        throw UsageError("invalid value '" + v + "' for --cgroup (auto, v1 or v2)");
-    } else
-      throw UsageError("unknown option '" + a + "'");
-  }
-  if (help || version) return o;
-  for (; i < argc; ++i) o.command.emplace_back(argv[i]);
-  if (!o.limits.any()) throw UsageError("give at least one limit: --rbps, --wbps, --riops or --wiops");
-  if (o.command.empty()) throw UsageError("no command given");
+    return true;
+  });
+  if (o.help || o.print_version) return o;
+  for (int i = first; i < argc; ++i) o.command.emplace_back(argv[i]);
+  if (!o.limits.any()) throw toolkit::UsageError("give at least one limit: --rbps, --wbps, --riops or --wiops");
+  if (o.command.empty()) throw toolkit::UsageError("no command given");
   return o;
 }
 
 std::string rate_text(double bytes, double secs) {
   if (secs <= 0) return "-";
-  return human_bytes(static_cast<uint64_t>(bytes / secs)) + "/s";
+  return toolkit::human_bytes(static_cast<uint64_t>(bytes / secs)) + "/s";
 }
 
 // Signals iolimit takes with sigwaitinfo from the start, so that none can
@@ -198,53 +213,32 @@ int run(const Options &o) {
         cg->path() + ":" + lim);
   }
 
-  int go[2], err[2];
-  if (pipe2(go, O_CLOEXEC) < 0) throw std::runtime_error(std::string("pipe: ") + strerror(errno));
-  if (pipe2(err, O_CLOEXEC) < 0) {
-    int e = errno;
-    close(go[0]);
-    close(go[1]);
-    throw std::runtime_error(std::string("pipe: ") + strerror(e));
-  }
-  std::vector<char *> argv;
-  for (const auto &a : o.command) argv.push_back(const_cast<char *>(a.c_str()));
-  argv.push_back(nullptr);
-
-  std::cerr.flush();
-  pid_t child = fork();
-  if (child < 0) {
-    int e = errno;
-    for (int fd : {go[0], go[1], err[0], err[1]}) close(fd);
-    throw std::runtime_error(std::string("fork: ") + strerror(e));
-  }
-  if (child == 0) {
+  // The child places itself in the cgroup and gets the original signal
+  // mask back before it execs: no I/O of the command escapes the limit.
+  toolkit::SpawnOptions spawn_options;
+  spawn_options.setup = [&cg, &old] {
+    try {
+      cg->add_process(getpid());
+    } catch (const std::exception &e) {
+      return std::string(e.what());
+    }
     sigprocmask(SIG_SETMASK, &old, nullptr);
-    close(go[1]);
-    close(err[0]);
-    char c;
-    ssize_t n;
-    do n = read(go[0], &c, 1);
-    while (n < 0 && errno == EINTR);
-    if (n != 1) _exit(1);  // parent could not place us in the cgroup
-    execvp(argv[0], argv.data());
-    int e = errno;
-    (void)!write(err[1], &e, sizeof e);
-    _exit(e == ENOENT ? 127 : 126);
-  }
-  close(go[0]);
-  close(err[1]);
-  try {
-    cg->add_process(child);
-  } catch (...) {
-    kill(child, SIGKILL);
+    return std::string();
+  };
+  toolkit::Child child_proc = toolkit::spawn(o.command, spawn_options);
+  pid_t child = child_proc.pid();
+  toolkit::ExecResult started = child_proc.wait_exec();
+  if (started.stage != toolkit::ExecResult::Stage::started) {
     waitpid(child, nullptr, 0);
-    close(go[1]);
-    close(err[0]);
-    throw;
+    std::string rm_error = removal.now();
+    if (started.stage == toolkit::ExecResult::Stage::setup_failed)
+      say(started.text);
+    else
+      say(toolkit::describe(started, o.command[0]));
+    if (!rm_error.empty()) say(rm_error);
+    return toolkit::exit_status_of(started);
   }
   auto start = std::chrono::steady_clock::now();
-  (void)!write(go[1], "g", 1);
-  close(go[1]);
 
   int wstatus = 0;
   while (true) {
@@ -265,10 +259,6 @@ int run(const Options &o) {
   }
   double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 
-  int exec_errno = 0;
-  ssize_t n = read(err[0], &exec_errno, sizeof exec_errno);
-  close(err[0]);
-
   IoStats st;
   std::string stat_error;
   try {
@@ -279,26 +269,19 @@ int run(const Options &o) {
   std::size_t leftovers = cg->processes().size();
   std::string rm_error = removal.now();
 
-  if (n == static_cast<ssize_t>(sizeof exec_errno)) {
-    say(o.command[0] + ": " + (exec_errno == ENOENT ? "command not found" : strerror(exec_errno)));
-    if (!rm_error.empty()) say(rm_error);
-    return exec_errno == ENOENT ? 127 : 126;
-  }
   if (leftovers && !o.quiet) say("killed " + std::to_string(leftovers) + " process(es) the command left in the cgroup");
   if (!o.quiet && !stat_error.empty()) say(stat_error);
   if (!o.quiet && stat_error.empty()) {
     char t[32];
     std::snprintf(t, sizeof t, "%.2f", secs);
-    say(dev.id() + ": read " + std::to_string(st.rbytes) + " bytes (" + human_bytes(st.rbytes) + ") in " +
-        std::to_string(st.rios) + " ops, wrote " + std::to_string(st.wbytes) + " bytes (" + human_bytes(st.wbytes) +
-        ") in " + std::to_string(st.wios) + " ops; " + t + " s (read " +
+    say(dev.id() + ": read " + std::to_string(st.rbytes) + " bytes (" + toolkit::human_bytes(st.rbytes) + ") in " +
+        std::to_string(st.rios) + " ops, wrote " + std::to_string(st.wbytes) + " bytes (" +
+        toolkit::human_bytes(st.wbytes) + ") in " + std::to_string(st.wios) + " ops; " + t + " s (read " +
         rate_text(static_cast<double>(st.rbytes), secs) + ", write " + rate_text(static_cast<double>(st.wbytes), secs) +
         ")");
   }
   if (!rm_error.empty()) say(rm_error);
-  if (WIFEXITED(wstatus)) return WEXITSTATUS(wstatus);
-  if (WIFSIGNALED(wstatus)) return 128 + WTERMSIG(wstatus);
-  return 1;
+  return toolkit::exit_status_of(wstatus);
 }
 
 // Under a tight `ulimit -v` not even the exception for a failed allocation
@@ -309,44 +292,24 @@ int run(const Options &o) {
   _exit(1);
 }
 
-// Opens /dev/null on any of descriptors 0, 1, 2 that is closed, so that no
-// cgroup file iolimit opens lands there (a message would be written into it).
-bool ensure_std_fds() {
-  for (int fd = 0; fd <= 2; ++fd) {
-    if (fcntl(fd, F_GETFD) >= 0 || errno != EBADF) continue;
-    int nfd = open("/dev/null", fd == 0 ? O_WRONLY : O_RDONLY);
-    if (nfd != fd) return false;
-  }
-  return true;
-}
-
 }  // namespace
 
 int main(int argc, char **argv) {
-  if (!ensure_std_fds()) return 1;
+  toolkit::set_program_name("iolimit");
+  // A closed 0, 1 or 2 gets /dev/null (failing like a closed descriptor),
+  // so no cgroup file iolimit opens lands there and gets its messages.
+  if (!toolkit::ensure_std_fds()) return 1;
   std::set_new_handler(out_of_memory);
   try {
-    bool help = false, version = false;
     Options o;
     try {
-      o = parse(argc, argv, help, version);
-    } catch (const UsageError &e) {
-      say(e.what());
-      std::cerr << "Try 'iolimit --help' for more information.\n";
-      return 2;
+      o = parse(argc, argv);
+    } catch (const toolkit::UsageError &e) {
+      return toolkit::usage_error(e.what());
     }
-    if (help) {
-      std::cout << kHelp;
-      return 0;
-    }
-    if (version) {
-      std::cout << "iolimit 0.1.0\n";
-      return 0;
-    }
+    if (o.help) return toolkit::write_stdout(kHelp) ? 0 : 1;
+    if (o.print_version) return toolkit::print_version();
     return run(o);
-  } catch (const std::bad_alloc &) {
-    say("out of memory");
-    return 1;
   } catch (const std::exception &e) {
     say(e.what());
     return 1;

@@ -1,15 +1,15 @@
 #include "units.h"
 
 #include <cctype>
-#include <cstdio>
 #include <limits>
+
+#include "common/diag.h"
 
 namespace iolimit {
 
 uint64_t parse_rate(const std::string &text, const std::string &option, bool iops) {
   auto bad = [&](const std::string &why) {
-    std::string shown = text.size() > 40 ? text.substr(0, 40) + "..." : text;
-    return UsageError("invalid value '" + shown + "' for " + option + ": " + why);
+    return toolkit::UsageError("invalid value " + toolkit::quote(text, 40) + " for " + option + ": " + why);
   };
   std::size_t i = 0;
   uint64_t v = 0;
@@ -40,20 +40,6 @@ uint64_t parse_rate(const std::string &text, const std::string &option, bool iop
   if (v == 0) throw bad("must be greater than 0 (leave the option out for no limit)");
   if (iops && v > std::numeric_limits<uint32_t>::max()) throw bad("at most 4294967295 operations per second");
   return v;
-}
-
-std::string human_bytes(uint64_t bytes) {
-  if (bytes < 1024) return std::to_string(bytes) + " B";
-  static const char *units[] = {"KiB", "MiB", "GiB", "TiB", "PiB"};
-  double v = static_cast<double>(bytes);
-  int u = -1;
-  while (v >= 1024 && u < 4) {
-    v /= 1024;
-    ++u;
-  }
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%.1f %s", v, units[u]);
-  return buf;
 }
 
 }  // namespace iolimit

@@ -3,43 +3,31 @@
 
 #include <unistd.h>
 
-#include <cerrno>
-#include <cstdio>
-#include <cstring>
+#include <string>
+#include <vector>
 
-#include "options.h"
-#include "signals.h"
+#include "common/diag.h"
+#include "common/spawn.h"
 
 namespace pid1 {
 
-namespace {
-
-// Own process group, in the terminal's foreground if pid1 had it.
-// SIGTTOU is still blocked here, so tcsetpgrp cannot stop the child.
-void own_group(bool foreground) {
-  setpgid(0, 0);
-  if (foreground) tcsetpgrp(STDIN_FILENO, getpgrp());
-}
-
-int exec_failure_status(int err) { return err == ENOENT || err == ENOTDIR ? kExitNotFound : kExitCannotExec; }
-
-[[noreturn]] void run_command(char **argv, bool foreground) {
-  own_group(foreground);
-  clear_signal_state();
-  execvp(argv[0], argv);
-  int err = errno;
-  std::fprintf(stderr, "pid1: exec '%s' failed: %s\n", argv[0], std::strerror(err));
-  _exit(exec_failure_status(err));
-}
-
-}  // namespace
-
-pid_t spawn_child(char **argv, bool foreground) {
-  std::fflush(nullptr);
-  pid_t pid = fork();
-  if (pid == 0) run_command(argv, foreground);
-  if (pid > 0) setpgid(pid, pid);  // also here, so the group exists at once
-  return pid;
+pid_t start_child(char **argv, bool foreground) {
+  std::vector<std::string> args;
+  for (char **a = argv; *a; ++a) args.emplace_back(*a);
+  toolkit::SpawnOptions options;
+  options.reset_signals = true;
+  // In the child: its own process group, in the terminal's foreground if
+  // pid1 had it. SIGTTOU is still blocked here, so tcsetpgrp cannot stop it.
+  options.setup = [foreground] {
+    setpgid(0, 0);
+    if (foreground) tcsetpgrp(STDIN_FILENO, getpgrp());
+    return std::string();
+  };
+  toolkit::Child child = toolkit::spawn(args, options);
+  setpgid(child.pid(), child.pid());  // also here, so the group exists at once
+  toolkit::ExecResult result = child.wait_exec();
+  if (result.stage != toolkit::ExecResult::Stage::started) toolkit::warn(toolkit::describe(result, args[0]));
+  return child.pid();
 }
 
 }  // namespace pid1

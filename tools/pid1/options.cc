@@ -3,8 +3,9 @@
 
 #include <getopt.h>
 
-#include <cstdio>
-#include <cstring>
+#include "common/cli.h"
+#include "common/diag.h"
+#include "common/std_streams.h"
 
 namespace pid1 {
 
@@ -95,12 +96,6 @@ const struct option kLongOptions[] = {
     {"version", no_argument, nullptr, kVersion}, {nullptr, 0, nullptr, 0},
 };
 
-bool usage(const char *msg, const char *arg) {
-  if (msg) std::fprintf(stderr, "pid1: %s%s%s\n", msg, arg ? arg : "", arg ? "'" : "");
-  std::fprintf(stderr, "Try 'pid1 --help' for more information.\n");
-  return false;
-}
-
 // SECONDS: decimal digits, optionally '.' and up to 9 more (no sign,
 // blank, exponent, hex or "inf": strtod would take all of those).
 bool parse_grace(const char *arg, long long &out_ns) {
@@ -125,49 +120,49 @@ bool parse_grace(const char *arg, long long &out_ns) {
   return true;
 }
 
-bool apply_option(int c, Options &opt) {
+// One option of pid1's (throws toolkit::UsageError for a bad value).
+void apply_option(int c, const char *arg, Options &opt) {
   switch (c) {
     case 'g':
       opt.group = true;
-      return true;
+      break;
     case 'v':
       opt.verbose = true;
-      return true;
+      break;
     case 'h':
       opt.help = true;
-      return true;
+      break;
     case kVersion:
       opt.version = true;
-      return true;
+      break;
     case kGrace:
-      if (parse_grace(optarg, opt.grace_ns)) return true;
-      std::fprintf(stderr,
-                   "pid1: invalid --grace value '%.40s%s' (seconds: digits, optionally a point and up to 9 "
-                   "decimals; at most 1000000000)\n",
-                   optarg, std::strlen(optarg) > 40 ? "..." : "");
-      return usage(nullptr, nullptr);
-    default:  // getopt already named the bad option
-      return usage(nullptr, nullptr);
+      if (!parse_grace(arg, opt.grace_ns))
+        throw toolkit::UsageError("invalid --grace value " + toolkit::quote(arg, 40) +
+                                  " (seconds: digits, optionally a point and up to 9 decimals; at most "
+                                  "1000000000)");
+      break;
   }
 }
 
 }  // namespace
 
 bool parse_options(int argc, char **argv, Options &opt) {
-  static char prog[] = "pid1";
-  if (argc > 0) argv[0] = prog;  // getopt's own messages name the tool
-  int c;
-  // '+': stop at the first operand, so COMMAND's own options stay its own.
-  while ((c = getopt_long(argc, argv, "+gvh", kLongOptions, nullptr)) != -1)
-    if (!apply_option(c, opt)) return false;
-  if (opt.help || opt.version) return true;
-  if (optind >= argc) return usage("missing COMMAND", nullptr);
-  opt.command = argv + optind;
-  return true;
+  try {
+    // '+': stop at the first operand, so COMMAND's own options stay its own.
+    int first = toolkit::parse_options(argc, argv, "+gvh", kLongOptions, [&](int c, const char *arg) {
+      apply_option(c, arg, opt);
+      return true;
+    });
+    if (opt.help || opt.version) return true;
+    if (first >= argc) throw toolkit::UsageError("missing COMMAND");
+    opt.command = argv + first;
+    return true;
+  } catch (const toolkit::UsageError &e) {
+    toolkit::usage_error(e.what());
+    return false;
+  }
 }
 
-void print_help() { std::fputs(kHelp, stdout); }
-
-void print_version() { std::puts("pid1 (spanalloc tools) 0.1.0"); }
+void print_help() { toolkit::write_stdout(kHelp); }
 
 }  // namespace pid1

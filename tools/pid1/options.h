@@ -3,10 +3,6 @@
 
 namespace pid1 {
 
-constexpr int kExitUsage = 2;         // bad option or no command
-constexpr int kExitCannotExec = 126;  // command found but not executable
-constexpr int kExitNotFound = 127;    // command not found
-
 struct Options {
   bool group = false;      // -g: signal the child's process group
   long long grace_ns = 0;  // --grace: SIGTERM to SIGKILL, in ns; 0 (default): never
@@ -20,10 +16,10 @@ struct Options {
   char **command = nullptr;  // COMMAND [ARG...], null-terminated
 };
 
-// Parses argv; on a usage error prints it and returns false.
+// Parses argv; on a usage error prints it (with the --help hint) and
+// returns false: exit with toolkit::kExitUsage.
 bool parse_options(int argc, char **argv, Options &opt);
 
 void print_help();
-void print_version();
 
 }  // namespace pid1

@@ -28,13 +28,6 @@ void reset_dispositions() {
   }
 }
 
-void clear_signal_state() {
-  reset_dispositions();
-  sigset_t none;
-  sigemptyset(&none);
-  sigprocmask(SIG_SETMASK, &none, nullptr);
-}
-
 std::string signal_name(int sig) {
   if (sig >= SIGRTMIN && sig <= SIGRTMAX) {
     int off = sig - SIGRTMIN;

@@ -16,9 +16,6 @@ sigset_t waited_signals();
 // cannot make the kernel reap the child behind pid1's back).
 void reset_dispositions();
 
-// In the child before exec: default dispositions and an empty mask.
-void clear_signal_state();
-
 // "SIGTERM", "SIGRTMIN+3", ...
 std::string signal_name(int sig);
 

@@ -6,7 +6,10 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <cstdio>
+#include <string>
+
+#include "common/diag.h"
+#include "common/spawn.h"
 
 #include "signals.h"
 
@@ -48,11 +51,9 @@ timespec until(timespec a, timespec b) {
   return timespec{static_cast<time_t>(ns / 1000000000), static_cast<long>(ns % 1000000000)};
 }
 
-void say(const State &s, const char *fmt, int a, int b = 0) {
-  if (!s.opt.verbose) return;
-  std::fprintf(stderr, "pid1: ");
-  std::fprintf(stderr, fmt, a, b);
-  std::fputc('\n', stderr);
+// -v: what pid1 does, on stderr.
+void say(const State &s, const std::string &msg) {
+  if (s.opt.verbose) toolkit::warn(msg);
 }
 
 void reap_all(State &s) {
@@ -69,13 +70,14 @@ void reap_all(State &s) {
       s.child_done = true;
       s.child_status = status;
     } else {
-      say(s, "reaped orphan %d (exit status %d)", pid, exit_status_for(status));
+      say(s, "reaped orphan " + std::to_string(pid) + " (exit status " +
+                 std::to_string(toolkit::exit_status_of(status)) + ")");
     }
   }
 }
 
 void escalate(State &s, const char *why) {
-  std::fprintf(stderr, "pid1: %s: sending SIGKILL to process group %d\n", why, s.child);
+  toolkit::warn(std::string(why) + ": sending SIGKILL to process group " + std::to_string(s.child));
   kill(-s.child, SIGKILL);
   kill(s.child, SIGKILL);  // in case it left its group
   s.killed = true;
@@ -85,10 +87,9 @@ void forward(State &s, int sig) {
   pid_t target = s.opt.group ? -s.child : s.child;
   int r = kill(target, sig);
   if (r != 0 && errno == ESRCH && s.opt.group) r = kill(s.child, sig);  // it left its group
-  if (r != 0 && errno != ESRCH) std::perror("pid1: kill");
-  if (s.opt.verbose)
-    std::fprintf(stderr, "pid1: forwarded %s to %s %d\n", signal_name(sig).c_str(),
-                 s.opt.group ? "process group" : "pid", s.child);
+  if (r != 0 && errno != ESRCH) toolkit::warn("kill: " + toolkit::errno_text(errno));
+  say(s,
+      "forwarded " + signal_name(sig) + " to " + (s.opt.group ? "process group " : "pid ") + std::to_string(s.child));
 }
 
 void on_sigterm(State &s) {
@@ -121,31 +122,30 @@ void stop_in_step(State &s) {
   s.child_stopped = 0;
   if (!s.opt.job_control) return;
   if (tcgetpgrp(STDIN_FILENO) == s.child) tcsetpgrp(STDIN_FILENO, getpgrp());  // SIGTTOU is blocked
-  say(s, "child stopped by signal %d; stopping too", sig);
+  say(s, "child stopped by " + signal_name(sig) + "; stopping too");
   stop_self(sig);
   if (tcgetpgrp(STDIN_FILENO) == getpgrp()) tcsetpgrp(STDIN_FILENO, s.child);
   if (kill(-s.child, SIGCONT) != 0) kill(s.child, SIGCONT);
-  say(s, "continued; continuing the child %d", s.child);
+  say(s, "continued; continuing the child " + std::to_string(s.child));
 }
 
-// Waits for the next signal; 0 when the grace period ran out.
+// Waits for the next signal; 0 when the grace period ran out. A signal
+// pid1 raised itself is not returned: a SIGPIPE from writing a message to
+// a closed pipe (-v, stderr gone) is pid1's own, not the child's.
 int next_signal(State &s, const sigset_t &waited) {
   for (;;) {
     bool timed = s.term_seen && !s.killed;
     timespec left = timed ? until(now(), s.deadline) : timespec{};
-    int sig = timed ? sigtimedwait(&waited, nullptr, &left) : sigwaitinfo(&waited, nullptr);
+    siginfo_t info;
+    int sig = timed ? sigtimedwait(&waited, &info, &left) : sigwaitinfo(&waited, &info);
+    if (sig > 0 && info.si_code == SI_USER && info.si_pid == getpid()) continue;
     if (sig > 0) return sig;
     if (errno == EAGAIN) return 0;
-    if (errno != EINTR) std::perror("pid1: sigwaitinfo");
+    if (errno != EINTR) toolkit::warn("sigwaitinfo: " + toolkit::errno_text(errno));
   }
 }
 
 }  // namespace
-
-int exit_status_for(int wait_status) {
-  if (WIFSIGNALED(wait_status)) return 128 + WTERMSIG(wait_status);
-  return WEXITSTATUS(wait_status);
-}
 
 int supervise(pid_t child, const Options &opt, const sigset_t &waited) {
   State s{child, opt};
@@ -164,7 +164,7 @@ int supervise(pid_t child, const Options &opt, const sigset_t &waited) {
     else if (sig != SIGCHLD)
       forward(s, sig);
   }
-  return exit_status_for(s.child_status);
+  return toolkit::exit_status_of(s.child_status);
 }
 
 }  // namespace pid1

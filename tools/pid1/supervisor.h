@@ -17,7 +17,4 @@ namespace pid1 {
 // Runs until the child exits; returns pid1's exit status for it.
 int supervise(pid_t child, const Options &opt, const sigset_t &waited);
 
-// Exit status for a wait status: N, or 128 + signal number.
-int exit_status_for(int wait_status);
-
 }  // namespace pid1

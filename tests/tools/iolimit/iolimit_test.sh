@@ -196,6 +196,16 @@ for sig in HUP USR1 USR2 ALRM PIPE VTALRM PROF XCPU XFSZ IO PWR SYS STKFLT ABRT 
   gone "$cg" "SIG$sig to iolimit"
 done
 
+# stderr a pipe nobody reads: iolimit's own SIGPIPE (from its start line)
+# neither ends it nor reaches the command; the cgroup goes.
+{
+  sleep 0.5  # true has exited: the pipe has no reader
+  rc=0
+  "$IOL" --wbps 1M -- sh -c 'sleep 0.5; exit 7' 2>&1 </dev/null || rc=$?
+  echo "$rc" >"$tmp/rc"
+} | true
+[[ $(cat "$tmp/rc") == 7 ]] && pass "stderr a broken pipe: exit 7" || fail "stderr a broken pipe: exit $(cat "$tmp/rc"), want 7"
+
 # Started with standard descriptors closed: runs all the same (no cgroup
 # file lands on descriptor 0, 1 or 2).
 for fds in "<&-" ">&-" "2>&-" "<&- >&- 2>&-"; do
@@ -219,6 +229,12 @@ secs=$((($(now_ns) - t0) / 1000000))
 run 2 "100 KB rate" -- "$IOL" --wbps "$big" -- true
 [[ $(wc -c <"$tmp/err") -lt 2000 ]] && pass "100 KB rate: message cut ($(wc -c <"$tmp/err") bytes)" \
   || fail "100 KB rate: $(wc -c <"$tmp/err") bytes of message"
+run 2 "100 KB unknown option" -- "$IOL" "--$big" -- true
+[[ $(wc -c <"$tmp/err") -lt 2000 ]] && pass "100 KB unknown option: message cut ($(wc -c <"$tmp/err") bytes)" \
+  || fail "100 KB unknown option: $(wc -c <"$tmp/err") bytes of message"
+run 2 "100 KB --cgroup value" -- "$IOL" --cgroup "$big" --wbps 1M -- true
+[[ $(wc -c <"$tmp/err") -lt 2000 ]] && pass "100 KB --cgroup value: message cut ($(wc -c <"$tmp/err") bytes)" \
+  || fail "100 KB --cgroup value: $(wc -c <"$tmp/err") bytes of message"
 
 # Smallest workable ulimit -n and -v: a clear error below, never a crash,
 # never a cgroup left behind.
@@ -244,6 +260,20 @@ for bad in 0 -5 1.5M 10XB 99999999999999999999 ""; do
   run 2 "rate '$bad'" -- "$IOL" --wbps "$bad" -- true
 done
 err_has "invalid value" "rate error message"
+# Numbers in unexpected forms, for every numeric option: refused (exit 2,
+# the value quoted), never read as something else.
+nbad=0
+for opt in --rbps --wbps --riops --wiops; do
+  for bad in 0x10 0X1F 1e6 1E3 -5 -0 +5 " 5" "5 " 1.5M 1,5 0 0K 00 inf nan \
+             18446744073709551616 99999999999999999999 16777216T 1KB 1Q "" "1 M" $'1\n2'; do
+    "$IOL" "$opt" "$bad" -- true >/dev/null 2>"$tmp/err" </dev/null
+    rc=$?
+    if [[ $rc -ne 2 ]] || ! grep -q "invalid value" "$tmp/err" || [[ $(wc -l <"$tmp/err") -ne 2 ]]; then
+      fail "$opt '$bad': exit $rc: $(head -c 300 "$tmp/err")"; nbad=$((nbad + 1))
+    fi
+  done
+done
+((nbad == 0)) && pass "every rate option refuses hex, exponents, signs, blanks, fractions, overflow and newlines"
 run 2 "iops over 32 bits" -- "$IOL" --wiops 4294967296 -- true
 run 2 "no limit" -- "$IOL" -- true
 err_has "at least one limit" "no limit message"
@@ -259,6 +289,8 @@ run 127 "command not found" -- "$IOL" --wbps 1M -- no-such-command-xyz
 err_has "command not found" "not found message"
 gone "$(cgroup_of)" "command not found"
 run 126 "command not executable" -- "$IOL" --wbps 1M -- /etc
+run 127 "a path through a file (ENOTDIR): the toolkit's 127" -- "$IOL" --wbps 1M -- /etc/passwd/x
+err_has "/etc/passwd/x: Not a directory" "ENOTDIR message"
 reason=$("$IOL" --cgroup v2 --wbps 1M -- true 2>&1 >/dev/null); rc=$?
 v2root=$(awk '$9 == "cgroup2" {print $5; exit}' /proc/self/mountinfo)
 if [[ -n $v2root && " $(cat "$v2root/cgroup.controllers") " != *" io "* ]]; then

@@ -9,6 +9,7 @@
 #include <string>
 
 #include "cgroup.h"
+#include "common/diag.h"
 #include "device.h"
 #include "units.h"
 
@@ -28,18 +29,30 @@ TEST(Rate, SuffixesAreBinary) {
 TEST(Rate, RejectsBadValues) {
   for (const char *bad :
        {"", "0", "0K", "-5", "1.5M", "10XB", "M", "1 M", " 1", "1MB", "99999999999999999999", "16777216T"})
-    EXPECT_THROW(parse_rate(bad, "--wbps", false), UsageError) << bad;
-  EXPECT_THROW(parse_rate("4294967296", "--riops", true), UsageError);
+    EXPECT_THROW(parse_rate(bad, "--wbps", false), toolkit::UsageError) << bad;
+  EXPECT_THROW(parse_rate("4294967296", "--riops", true), toolkit::UsageError);
   try {
     parse_rate("0", "--wbps", false);
-  } catch (const UsageError &e) {
+  } catch (const toolkit::UsageError &e) {
     EXPECT_NE(std::string(e.what()).find("greater than 0"), std::string::npos);
   }
 }
 
-TEST(Rate, HumanBytes) {
-  EXPECT_EQ(human_bytes(0), "0 B");
-  EXPECT_EQ(human_bytes(1048576), "1.0 MiB");
+TEST(Rate, LongValuesAreCutAndEscapedInMessages) {
+  std::string big(100000, '7');
+  big += "x";
+  try {
+    parse_rate(big, "--wbps", false);
+    FAIL() << "accepted";
+  } catch (const toolkit::UsageError &e) {
+    EXPECT_LT(std::string(e.what()).size(), 200u);
+  }
+  try {
+    parse_rate("1\nforged line", "--wbps", false);
+    FAIL() << "accepted";
+  } catch (const toolkit::UsageError &e) {
+    EXPECT_EQ(std::string(e.what()).find('\n'), std::string::npos) << e.what();
+  }
 }
 
 class FakeSysfs : public ::testing::Test {

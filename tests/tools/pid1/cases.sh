@@ -58,14 +58,14 @@ case_signal_death() {
 case_exec_errors() {
   need_tini
   expect_status 127 "$PID1" -- "$W/nope"
-  grep -q "pid1: exec '$W/nope' failed: No such file or directory" "$W/err" || die "message: $(cat "$W/err")"
+  grep -qx "pid1: $W/nope: command not found" "$W/err" || die "message: $(cat "$W/err")"
   expect_status 127 tini -s -- "$W/nope"
   expect_status 127 "$PID1" -- no-such-command-anywhere
-  grep -q "'no-such-command-anywhere'" "$W/err" || die "message does not name the command"
+  grep -qx "pid1: no-such-command-anywhere: command not found" "$W/err" || die "message: $(cat "$W/err")"
   printf '#!/bin/sh\n' >"$W/plain"
   chmod 644 "$W/plain"
   expect_status 126 "$PID1" -- "$W/plain"
-  grep -q "pid1: exec '$W/plain' failed: Permission denied" "$W/err" || die "message: $(cat "$W/err")"
+  grep -qx "pid1: $W/plain: Permission denied" "$W/err" || die "message: $(cat "$W/err")"
   expect_status 126 tini -s -- "$W/plain"
   expect_status 126 "$PID1" -- "$W"
   expect_status 126 tini -s -- "$W"
@@ -73,6 +73,12 @@ case_exec_errors() {
   chmod 755 "$W/badint"
   expect_status 127 "$PID1" -- "$W/badint"
   expect_status 127 tini -s -- "$W/badint"
+  # ENOTDIR (a path component is a file): 127, the toolkit's rule for all tools.
+  expect_status 127 "$PID1" -- "$W/plain/x"
+  grep -qx "pid1: $W/plain/x: Not a directory" "$W/err" || die "message: $(cat "$W/err")"
+  # A name with a newline cannot forge a second line.
+  expect_status 127 "$PID1" -- "$(printf 'no\nsuch')"
+  [[ $(wc -l <"$W/err") == 1 ]] || die "newline in the command name reached stderr: $(cat "$W/err")"
 }
 
 # SIGTERM sent to PID 1 (from the parent namespace) reaches a child that
@@ -245,13 +251,17 @@ case_hostile() {
   ((ms < 10000)) || die "30000 variables and a 100 KB argument took $ms ms"
   expect_status 2 "$PID1" --grace "$big" -- true
   (($(wc -c <"$W/err") < 400)) || die "100 KB --grace value: $(wc -c <"$W/err") bytes of message"
-  # ulimit -n: pid1 opens no file; below what the dynamic loader needs
-  # (the descriptors this script inherited count too) the loader says so.
+  expect_status 2 "$PID1" "--$big" -- true
+  (($(wc -c <"$W/err") < 400)) || die "100 KB unknown option: $(wc -c <"$W/err") bytes of message"
+  # ulimit -n: pid1 needs one pipe (to learn whether the exec worked); below
+  # that it says so, and below what the dynamic loader needs (descriptors
+  # this script inherited count too) the loader says so.
   local n out
   for n in 3 4 5 6 8 16; do
     rc=0
     out=$( { ulimit -n "$n"; "$PID1" -- sh -c 'exit 5'; } 2>&1 </dev/null >/dev/null) || rc=$?
-    [[ $rc == 5 || ($n -lt 16 && $rc == 127 && $out == *"error while loading shared libraries"*) ]] ||
+    [[ $rc == 5 || ($n -lt 16 && $rc == 127 && $out == *"error while loading shared libraries"*) ||
+       ($n -lt 16 && $rc == 1 && $out == "pid1: pipe: Too many open files") ]] ||
       die "ulimit -n $n: exit $rc: $out"
   done
   local v
@@ -261,6 +271,22 @@ case_hostile() {
     [[ $rc == 0 || ($rc == 127 && $out == *"error while loading shared libraries"*) || ($rc == 1 && $out == pid1:*) ]] ||
       die "ulimit -v $v: exit $rc: $out"
   done
+}
+
+# A SIGPIPE pid1 raises itself (-v writing to a stderr pipe nobody reads)
+# is its own: it used to be forwarded and killed the child (exit 141).
+case_own_sigpipe() {
+  {
+    local rc=0
+    sh -c 'echo $$ >"$1"; shift; exec "$@"' sh "$W/pid" "$PID1" -v -- \
+      sh -c 'trap "" USR1; sleep 2; exit 7' 2>&1 </dev/null || rc=$?
+    echo "rc=$rc" >"$W/rc"
+  } | true &
+  wait_file "$W/pid"
+  sleep 0.5  # true has exited by now: the pipe has no reader
+  kill -USR1 "$(cat "$W/pid")"  # forwarded; the -v line then hits the broken pipe
+  wait_file "$W/rc"
+  [[ $(cat "$W/rc") == rc=7 ]] || die "pid1 -v with a broken stderr pipe: $(cat "$W/rc"), want rc=7"
 }
 
 # Orphans re-parented to PID 1 are reaped: none is left in /proc.
