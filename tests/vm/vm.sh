@@ -121,8 +121,9 @@ boot() {  # boot ACCEL CMDLINE_EXTRA TIMEOUT LOG
               -serial stdio
               -drive "file=$work/disk.img,format=raw,if=virtio,cache=unsafe")
   if [[ $accel == kvm ]]; then args+=(-accel kvm -cpu host); else args+=(-accel tcg); fi
-  # (In a subshell, so that bash's "Aborted" notice for a crashed probe stays quiet.)
-  (timeout -k 5 "$limit" qemu-system-x86_64 "${args[@]}" </dev/null >"$log" 2>&1) 2>/dev/null || true
+  # In a subshell that cannot exec timeout (the "||"), so that bash's
+  # "Aborted" notice for a crashed KVM probe goes to its /dev/null.
+  (timeout -k 5 "$limit" qemu-system-x86_64 "${args[@]}" </dev/null >"$log" 2>&1 || true) 2>/dev/null
 }
 
 accel=tcg
