@@ -234,10 +234,6 @@ int authenticate(PamSession &pam, const Caller &c, Target &t) {
       toolkit::warn("authentication error: " + a.detail);
       return refused("PAM error: " + a.detail);
   }
-  if (ps == PasswordState::locked || ps == PasswordState::empty) {  // no PAM module should allow these
-    toolkit::warn("Authentication failure");
-    return refused("authenticated by PAM");
-  }
   // A module may have changed the user: run as whom PAM authenticated, found
   // afresh (su does the same).
   std::string pam_user = pam.user();
@@ -248,6 +244,13 @@ int authenticate(PamSession &pam, const Caller &c, Target &t) {
   }
   if (again.name != t.name)
     audit_refused("PAM changed the user from " + log_escape(t.name) + " to " + log_escape(again.name));
+  PasswordState now = password_state(again.name);
+  if (now == PasswordState::locked || now == PasswordState::empty) {  // no password module should allow these
+    toolkit::warn("Authentication failure");
+    return refuse(
+        c, again.name,
+        std::string("authenticated by PAM; ") + (now == PasswordState::locked ? "account locked" : "empty password"));
+  }
   if (no_login_shell(again.shell)) {
     toolkit::warn("the account " + toolkit::quote(again.name, 64) + " is not available (its shell is " +
                   toolkit::quote(again.shell, 64) + ")");
