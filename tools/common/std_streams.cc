@@ -42,6 +42,7 @@ bool write_stdout(std::string_view text) {
 }
 
 bool flush_stdout() {
+  if (g_write_error_reported) return false;
   errno = 0;
   if (std::fflush(stdout) != 0 || std::ferror(stdout)) return report_write_error(errno ? errno : EIO);
   return true;

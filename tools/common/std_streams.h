@@ -20,9 +20,12 @@ bool ensure_std_fds();
 // once and returns false.
 bool write_stdout(std::string_view text);
 
-// Flushes standard output and checks that every earlier write reached it;
-// at the end of main, before exit status 0. Says "write error: ..." and
-// returns false otherwise.
+// Flushes standard output and checks that every earlier write reached it
+// (through write_stdout or stdio); at the end of main, before exit status
+// 0. Says "write error: ..." (unless write_stdout already did) and returns
+// false otherwise. Tools that print with write_stdout get the errno of the
+// failure in the message; a failure left in stdio's error flag alone is
+// reported as EIO.
 bool flush_stdout();
 
 }  // namespace toolkit

@@ -1,9 +1,9 @@
 // error.h: the one exception type of sparsecp, carrying a finished message.
 #pragma once
-#include <cerrno>
-#include <cstring>
 #include <stdexcept>
 #include <string>
+
+#include "common/diag.h"
 
 namespace sparsecp {
 
@@ -14,12 +14,12 @@ class CopyError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-// 'NAME' quoted the way the messages quote user-supplied names.
-inline std::string quote(const std::string& name) { return "'" + name + "'"; }
+// 'NAME', control characters escaped (toolkit::quote).
+inline std::string quote(const std::string &name) { return toolkit::quote(name); }
 
 // Throws CopyError("WHAT 'NAME': strerror(err)").
-[[noreturn]] inline void fail(const char* what, const std::string& name, int err) {
-  throw CopyError(std::string(what) + " " + quote(name) + ": " + std::strerror(err));
+[[noreturn]] inline void fail(const char *what, const std::string &name, int err) {
+  throw CopyError(std::string(what) + " " + quote(name) + ": " + toolkit::errno_text(err));
 }
 
 }  // namespace sparsecp

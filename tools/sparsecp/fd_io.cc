@@ -15,7 +15,7 @@ constexpr size_t kZeroChunk = 128 * 1024;
 const char kZeros[kZeroChunk] = {};
 }  // namespace
 
-size_t read_some(int fd, char* buf, size_t n, off_t off, const std::string& name) {
+size_t read_some(int fd, char *buf, size_t n, off_t off, const std::string &name) {
   for (;;) {
     ssize_t r = off >= 0 ? ::pread(fd, buf, n, off) : ::read(fd, buf, n);
     if (r >= 0) return static_cast<size_t>(r);
@@ -23,7 +23,7 @@ size_t read_some(int fd, char* buf, size_t n, off_t off, const std::string& name
   }
 }
 
-void write_all(int fd, const char* buf, size_t n, off_t off, const std::string& name) {
+void write_all(int fd, const char *buf, size_t n, off_t off, const std::string &name) {
   while (n > 0) {
     ssize_t w = off >= 0 ? ::pwrite(fd, buf, n, off) : ::write(fd, buf, n);
     if (w < 0 && errno == EINTR) continue;
@@ -35,7 +35,7 @@ void write_all(int fd, const char* buf, size_t n, off_t off, const std::string& 
   }
 }
 
-void write_zeros(int fd, off_t len, off_t off, const std::string& name) {
+void write_zeros(int fd, off_t len, off_t off, const std::string &name) {
   while (len > 0) {
     size_t n = static_cast<size_t>(std::min<off_t>(len, kZeroChunk));
     write_all(fd, kZeros, n, off, name);
@@ -44,7 +44,7 @@ void write_zeros(int fd, off_t len, off_t off, const std::string& name) {
   }
 }
 
-bool all_zero(const char* buf, size_t n) {
+bool all_zero(const char *buf, size_t n) {
   // Compare with the zero page in large steps, then the rest.
   while (n >= kZeroChunk) {
     if (std::memcmp(buf, kZeros, kZeroChunk) != 0) return false;

@@ -7,10 +7,9 @@
 
 namespace sparsecp {
 
-// Exit statuses.
+// Exit statuses (usage errors exit toolkit::kExitUsage, 2).
 constexpr int kExitOk = 0;
 constexpr int kExitFailure = 1;  // some file could not be copied
-constexpr int kExitUsage = 2;    // bad option or operands
 
 struct Command {
   CopyOptions copy;
@@ -19,14 +18,10 @@ struct Command {
   bool version = false;
 };
 
-// Parses argv. On a usage error prints the message and the hint to stderr
-// and returns false.
-bool parse_command(int argc, char** argv, Command& cmd);
+// Parses argv; throws toolkit::UsageError.
+Command parse_command(int argc, char **argv);
 
-// Prints "sparsecp: MSG" and the --help hint to stderr; returns kExitUsage.
-int usage_error(const std::string& msg);
-
-void print_help();
-void print_version();
+// Prints the manual on standard output; false if it could not be written.
+bool print_help();
 
 }  // namespace sparsecp

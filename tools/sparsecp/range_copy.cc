@@ -24,7 +24,7 @@ size_t piece_len(off_t off, size_t left, size_t block) {
 }
 
 // Hands n bytes read at off to the sink, turning zero pieces into holes.
-void emit_with_holes(Sink& sink, const char* buf, size_t n, off_t off, size_t block) {
+void emit_with_holes(Sink &sink, const char *buf, size_t n, off_t off, size_t block) {
   size_t run = 0;  // bytes of data pending in buf[0, run)
   size_t i = 0;
   while (i < n) {
@@ -48,8 +48,7 @@ size_t want(off_t off, off_t end) {
 
 }  // namespace
 
-off_t copy_by_reading(const Source& src, Sink& sink, off_t off, off_t end, bool make_holes,
-                      size_t block) {
+off_t copy_by_reading(const Source &src, Sink &sink, off_t off, off_t end, bool make_holes, size_t block) {
   std::unique_ptr<char[]> buf(new char[kBufSize]);
   while (end < 0 || off < end) {
     size_t n = read_some(src.fd, buf.get(), want(off, end), src.seekable ? off : -1, src.name);
@@ -63,7 +62,7 @@ off_t copy_by_reading(const Source& src, Sink& sink, off_t off, off_t end, bool 
   return off;
 }
 
-off_t copy_by_offload(const Source& src, Sink& sink, off_t off, off_t end, bool& usable) {
+off_t copy_by_offload(const Source &src, Sink &sink, off_t off, off_t end, bool &usable) {
   while (usable && off < end) {
     size_t len = static_cast<size_t>(std::min<off_t>(end - off, kOffloadChunk));
     loff_t in = off, out = off;

@@ -15,7 +15,7 @@ namespace sparsecp {
 Sink::Sink(int fd, std::string name, bool keep_holes, bool positional)
     : fd_(fd), name_(std::move(name)), keep_holes_(keep_holes), positional_(positional) {}
 
-void Sink::data(const char* buf, size_t n, off_t off) {
+void Sink::data(const char *buf, size_t n, off_t off) {
   if (n == 0) return;
   flush_hole();
   if (!keep_holes_) fill_to(off);
@@ -51,8 +51,7 @@ void Sink::flush_hole() {
   int r = ::fallocate(fd_, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, hole_start_, len);
   hole_start_ = hole_end_ = 0;
   // File systems without hole punching still read the skipped range as zeros.
-  if (r != 0 && errno != EOPNOTSUPP && errno != ENOSYS && errno != EINVAL)
-    fail("error deallocating", name_, errno);
+  if (r != 0 && errno != EOPNOTSUPP && errno != ENOSYS && errno != EINVAL) fail("error deallocating", name_, errno);
 }
 
 void Sink::fill_to(off_t off) {

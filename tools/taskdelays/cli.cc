@@ -1,36 +1,29 @@
+// cli.cc: see cli.h.
 #include "cli.h"
 
 #include <unistd.h>
 
-#include <cerrno>
-#include <cstdlib>
+#include <climits>
+
+#include "common/cli.h"
 
 namespace taskdelays {
-namespace {
 
-bool parse_long(const std::string& s, long& out) {
-  if (s.empty() || s.size() > 19) return false;
-  for (char c : s)
-    if (c < '0' || c > '9') return false;
-  errno = 0;
-  char* end = nullptr;
-  out = std::strtol(s.c_str(), &end, 10);
-  return errno == 0 && *end == '\0';
+uint32_t parse_pid(const std::string &s, const char *what) {
+  return static_cast<uint32_t>(toolkit::parse_decimal(s, 1, kPidMaxLimit, what));
 }
 
-}  // namespace
-
-uint32_t parse_pid(const std::string& s, const char* what) {
-  long v = 0;
-  if (!parse_long(s, v) || v < 1 || v > kPidMaxLimit)
-    throw UsageError(std::string("invalid ") + what + " '" + s + "' (expected a number from 1 to " +
-                     std::to_string(kPidMaxLimit) + ")");
-  return static_cast<uint32_t>(v);
-}
-
-std::string validate_cpumask(const std::string& s, long ncpus) {
-  auto bad = [&](const std::string& why) {
-    return UsageError("invalid CPU mask '" + s + "': " + why);
+std::string validate_cpumask(const std::string &s, long ncpus) {
+  auto bad = [&](const std::string &why) {
+    return UsageError("invalid CPU mask " + toolkit::quote(s, 200) + ": " + why);
+  };
+  // A CPU number: decimal digits only.
+  auto cpu = [&](const std::string &text, const std::string &item) -> uint64_t {
+    try {
+      return toolkit::parse_decimal(text, 0, UINT64_MAX, "CPU");
+    } catch (const UsageError &) {
+      throw bad(toolkit::quote(item, 200) + " is not a CPU number or range");
+    }
   };
   if (s.empty()) throw bad("empty");
   std::string norm;
@@ -39,17 +32,12 @@ std::string validate_cpumask(const std::string& s, long ncpus) {
     std::size_t comma = s.find(',', pos);
     std::string item = s.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos);
     std::size_t dash = item.find('-');
-    long lo = 0, hi = 0;
-    if (dash == std::string::npos) {
-      if (!parse_long(item, lo)) throw bad("'" + item + "' is not a CPU number or range");
-      hi = lo;
-    } else if (!parse_long(item.substr(0, dash), lo) || !parse_long(item.substr(dash + 1), hi)) {
-      throw bad("'" + item + "' is not a CPU number or range");
-    }
-    if (lo > hi) throw bad("range '" + item + "' is reversed");
-    if (hi >= ncpus)
-      throw bad("CPU " + std::to_string(hi) + " does not exist (this machine has CPUs 0-" +
-                std::to_string(ncpus - 1) + ")");
+    uint64_t lo = cpu(item.substr(0, dash), item);
+    uint64_t hi = dash == std::string::npos ? lo : cpu(item.substr(dash + 1), item);
+    if (lo > hi) throw bad("range " + toolkit::quote(item, 200) + " is reversed");
+    if (hi >= static_cast<uint64_t>(ncpus))
+      throw bad("CPU " + std::to_string(hi) + " does not exist (this machine has CPUs 0-" + std::to_string(ncpus - 1) +
+                ")");
     if (!norm.empty()) norm += ',';
     norm += item;
     if (comma == std::string::npos) break;
@@ -58,82 +46,116 @@ std::string validate_cpumask(const std::string& s, long ncpus) {
   return norm;
 }
 
-Options parse_args(const std::vector<std::string>& args) {
+namespace {
+
+enum LongOnly { kJson = 256, kTimeout, kVersion };
+
+const struct option kLongOptions[] = {
+    {"json", no_argument, nullptr, kJson},
+    {"timeout", required_argument, nullptr, kTimeout},
+    {"help", no_argument, nullptr, 'h'},
+    {"version", no_argument, nullptr, kVersion},
+    {nullptr, 0, nullptr, 0},
+};
+
+}  // namespace
+
+Options parse_args(const std::vector<std::string> &args) {
+  std::vector<std::string> storage;
+  storage.reserve(args.size() + 1);
+  storage.emplace_back("taskdelays");
+  storage.insert(storage.end(), args.begin(), args.end());
+  std::vector<char *> argv;
+  for (auto &a : storage) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  int argc = static_cast<int>(storage.size());
+
   Options o;
-  auto set_mode = [&](Mode m, const std::string& opt) {
+  bool mask_given = false, help = false, version = false;
+  auto set_mode = [&](Mode m, char letter) {
     if (o.mode != Mode::none && o.mode != m)
-      throw UsageError("option " + opt + " conflicts with an earlier -p, -t, -c or -l");
+      throw UsageError(std::string("option -") + letter + " conflicts with an earlier -p, -t, -c or -l");
     o.mode = m;
   };
-  auto need_value = [&](std::size_t& i, const std::string& opt) -> const std::string& {
-    if (i + 1 >= args.size()) throw UsageError("option " + opt + " needs a value");
-    return args[++i];
-  };
-  bool mask_given = false;
-  for (std::size_t i = 0; i < args.size(); ++i) {
-    const std::string& a = args[i];
-    if (a == "-h" || a == "--help") {
-      o.mode = Mode::help;
-      return o;
-    } else if (a == "--version") {
-      o.mode = Mode::version;
-      return o;
-    } else if (a == "-d") {
-      o.report.delays = true;
-    } else if (a == "-i") {
-      o.report.io = true;
-    } else if (a == "-q") {
-      o.report.ctxsw = true;
-    } else if (a == "--json") {
-      o.report.json = true;
-    } else if (a == "-p") {
-      set_mode(Mode::pid, a);
-      o.id = parse_pid(need_value(i, a), "pid");
-    } else if (a == "-t") {
-      set_mode(Mode::tgid, a);
-      o.id = parse_pid(need_value(i, a), "tgid");
-    } else if (a == "-l") {
-      set_mode(Mode::listen, a);
-    } else if (a == "-m") {
-      o.cpumask = need_value(i, a);
-      mask_given = true;
-    } else if (a == "-n") {
-      long v = 0;
-      const std::string& s = need_value(i, a);
-      if (!parse_long(s, v) || v < 1) throw UsageError("invalid count '" + s + "' for -n");
-      o.max_events = v;
-    } else if (a == "-r") {
-      long v = 0;
-      const std::string& s = need_value(i, a);
-      if (!parse_long(s, v) || v < 1 || v > (1L << 30))
-        throw UsageError("invalid receive buffer size '" + s + "' for -r");
-      o.rcvbuf = static_cast<int>(v);
-    } else if (a == "-o") {
-      o.output = need_value(i, a);
-    } else if (a == "--timeout") {
-      long v = 0;
-      const std::string& s = need_value(i, a);
-      if (!parse_long(s, v) || v < 1 || v > 3600)
-        throw UsageError("invalid timeout '" + s + "' (seconds, 1 to 3600)");
-      o.timeout_ms = static_cast<int>(v * 1000);
-    } else if (a == "-c") {
-      set_mode(Mode::command, a);
-      std::size_t first = i + 1;
-      if (first < args.size() && args[first] == "--") ++first;
-      o.command.assign(args.begin() + static_cast<long>(first), args.end());
-      if (o.command.empty()) throw UsageError("option -c needs a command to run");
-      break;  // everything after -c belongs to the command
-    } else {
-      throw UsageError("unknown option '" + a + "'");
-    }
+  // '+': stop at the first operand; -c takes its command as its argument
+  // and ends option parsing, so the command's own options stay its own.
+  int first =
+      toolkit::parse_options(argc, argv.data(), "+hdiqp:t:c:lm:n:r:o:", kLongOptions, [&](int c, const char *arg) {
+        switch (c) {
+          case 'h':
+            help = true;
+            break;
+          case kVersion:
+            version = true;
+            break;
+          case 'd':
+            o.report.delays = true;
+            break;
+          case 'i':
+            o.report.io = true;
+            break;
+          case 'q':
+            o.report.ctxsw = true;
+            break;
+          case kJson:
+            o.report.json = true;
+            break;
+          case 'p':
+            set_mode(Mode::pid, 'p');
+            o.id = parse_pid(arg, "pid");
+            break;
+          case 't':
+            set_mode(Mode::tgid, 't');
+            o.id = parse_pid(arg, "tgid");
+            break;
+          case 'l':
+            set_mode(Mode::listen, 'l');
+            break;
+          case 'm':
+            o.cpumask = arg;
+            mask_given = true;
+            break;
+          case 'n':
+            o.max_events = static_cast<long>(toolkit::parse_decimal(arg, 1, LONG_MAX, "count for -n"));
+            break;
+          case 'r':
+            o.rcvbuf = static_cast<int>(toolkit::parse_decimal(arg, 1, 1 << 30, "receive buffer size for -r"));
+            break;
+          case 'o':
+            o.output = arg;
+            break;
+          case kTimeout:
+            o.timeout_ms = static_cast<int>(toolkit::parse_decimal(arg, 1, 3600, "timeout (seconds)") * 1000);
+            break;
+          case 'c':
+            set_mode(Mode::command, 'c');
+            if (std::string(arg) != "--") o.command.emplace_back(arg);
+            return false;
+        }
+        return true;
+      });
+  if (help) {
+    o.mode = Mode::help;
+    return o;
+  }
+  if (version) {
+    o.mode = Mode::version;
+    return o;
+  }
+  if (o.mode == Mode::command) {
+    o.command.insert(o.command.end(), storage.begin() + first, storage.end());
+    if (o.command.empty()) throw UsageError("option -c needs a command to run");
+  } else if (first < argc) {
+    throw UsageError("unexpected argument " + toolkit::quote(storage[first], 200));
   }
   if (o.mode == Mode::none) throw UsageError("nothing to do: give one of -p PID, -t TGID, -c COMMAND or -l");
   if (mask_given && o.mode != Mode::listen) throw UsageError("-m CPUMASK is only valid with -l");
   if (o.max_events && o.mode != Mode::listen) throw UsageError("-n COUNT is only valid with -l");
   if (o.rcvbuf && o.mode != Mode::listen) throw UsageError("-r BYTES is only valid with -l");
   if (o.report.io && o.mode == Mode::tgid)
-    throw UsageError("-i needs a per-thread query (-p, -c or -l): the kernel does not sum I/O "
-                     "accounting over a thread group");
+    throw UsageError(
+        "-i needs a per-thread query (-p, -c or -l): the kernel does not sum I/O "
+        "accounting over a thread group");
   if (o.mode == Mode::listen) {
     long ncpus = sysconf(_SC_NPROCESSORS_CONF);
     if (ncpus < 1) ncpus = 1;

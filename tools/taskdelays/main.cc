@@ -5,15 +5,23 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
-#include <iostream>
+#include <iterator>
+#include <new>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "cli.h"
+#include "common/cli.h"
+#include "common/diag.h"
+#include "common/spawn.h"
+#include "common/std_streams.h"
+#include "output.h"
 #include "report.h"
 #include "taskstats_client.h"
 
@@ -21,7 +29,7 @@ namespace td = taskdelays;
 
 namespace {
 
-constexpr const char* kHelp = R"(NAME
+constexpr const char *kHelp = R"(NAME
     taskdelays - show per-task delay accounting from the kernel's taskstats
 
 SYNOPSIS
@@ -52,6 +60,8 @@ OPTIONS
                  exits, and exit with its exit status (128+N if killed by
                  signal N; 127 not found; 126 not executable). Everything
                  after -c (and an optional --) belongs to the command.
+                 SIGTERM, SIGHUP, SIGALRM, SIGUSR1 and SIGUSR2 sent to
+                 taskdelays are passed on to the command.
     -l           listen for exiting tasks and print one record per task
                  (and one per thread group when its last thread exits)
     -m CPUMASK   with -l: CPUs to listen on, as a list like "0-3,5"
@@ -65,7 +75,10 @@ OPTIONS
                  and write syscalls)
     -q           print context switches (voluntary, involuntary)
     --json       one JSON object per record (one line each)
-    -o FILE      write the report to FILE instead of standard output
+    -o FILE      write the report to FILE instead of standard output; FILE
+                 is written only once there is something to write (a failed
+                 query leaves it as it was) and replaced whole; with -l it
+                 is opened at the first record
     --timeout SEC
                  give up when the kernel does not answer within SEC
                  seconds (default 5)
@@ -91,25 +104,35 @@ EXAMPLES
     taskdelays -l -m 0-1 -n 10
 )";
 
-void warn(const std::string& msg) { std::cerr << "taskdelays: " << msg << "\n"; }
+using toolkit::warn;
 
-// Returns the kernel.task_delayacct value: 1 on, 0 off, -1 unknown.
+// Returns the kernel.task_delayacct value: 1 on, 0 off, -1 missing, or
+// -errno when it could not be read (e.g. -EMFILE under a small ulimit -n).
 int delayacct_state() {
-  std::ifstream f("/proc/sys/kernel/task_delayacct");
-  int v = -1;
-  if (!(f >> v)) return -1;
-  return v;
+  int fd = open("/proc/sys/kernel/task_delayacct", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return errno == ENOENT ? -1 : -errno;
+  char buf[16] = {};
+  ssize_t n = read(fd, buf, sizeof buf - 1);
+  int err = n < 0 ? errno : 0;
+  close(fd);
+  if (n < 0) return -err;
+  return buf[0] == '0' ? 0 : buf[0] == '1' ? 1 : -EINVAL;
 }
 
 void warn_if_delayacct_off() {
   int s = delayacct_state();
   if (s == 0)
-    warn("warning: delay accounting is off (kernel.task_delayacct=0), so delay counts and totals "
-         "read 0. Enable it with 'sysctl kernel.task_delayacct=1'; only tasks started after that "
-         "are counted.");
+    warn(
+        "warning: delay accounting is off (kernel.task_delayacct=0), so delay counts and totals "
+        "read 0. Enable it with 'sysctl kernel.task_delayacct=1'; only tasks started after that "
+        "are counted.");
+  else if (s == -1)
+    warn(
+        "warning: /proc/sys/kernel/task_delayacct is missing; the kernel may lack "
+        "CONFIG_TASK_DELAY_ACCT, in which case all delays read 0.");
   else if (s < 0)
-    warn("warning: /proc/sys/kernel/task_delayacct is missing; the kernel may lack "
-         "CONFIG_TASK_DELAY_ACCT, in which case all delays read 0.");
+    warn("warning: cannot read /proc/sys/kernel/task_delayacct (" + toolkit::errno_text(-s) +
+         "): delays read 0 if delay accounting is off");
 }
 
 std::string read_comm(uint32_t pid) {
@@ -119,115 +142,102 @@ std::string read_comm(uint32_t pid) {
   return s;
 }
 
-// Writes the report to stdout or to -o FILE.
-class Output {
- public:
-  explicit Output(const std::string& path) {
-    if (path.empty()) return;
-    int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0) throw std::runtime_error("cannot open '" + path + "' for writing: " + strerror(errno));
-    file_ = fdopen(fd, "w");
-  }
-  ~Output() {
-    if (file_) fclose(file_);
-  }
-  void write(const std::string& s) {
-    FILE* f = file_ ? file_ : stdout;
-    if (fputs(s.c_str(), f) < 0 || fflush(f) != 0)
-      throw std::runtime_error(std::string("write error: ") + strerror(errno));
-  }
-
- private:
-  FILE* file_ = nullptr;
-};
-
-std::string render(const td::TaskRecord& rec, const std::string& hint, const td::ReportOptions& ro) {
+std::string render(const td::TaskRecord &rec, const std::string &hint, const td::ReportOptions &ro) {
   auto scope = rec.is_group ? td::Scope::group : td::Scope::thread;
   if (ro.json) return td::render_json(rec.stats, scope, rec.id, hint, ro) + "\n";
   return td::render_text(rec.stats, scope, rec.id, hint, ro);
 }
 
-int exit_status_of(int wstatus) {
-  if (WIFEXITED(wstatus)) return WEXITSTATUS(wstatus);
-  if (WIFSIGNALED(wstatus)) return 128 + WTERMSIG(wstatus);
-  return 1;
+volatile sig_atomic_t g_child = 0;
+void forward_to_child(int sig) {
+  if (g_child > 0) kill(static_cast<pid_t>(g_child), sig);
 }
 
+// Signals that would end taskdelays while the command runs are passed on to
+// the command, so that it is not left running unwatched; the report then
+// says how it ended. SIGINT and SIGQUIT come from the terminal to the whole
+// process group: taskdelays ignores them, like system().
+const int kForwarded[] = {SIGTERM, SIGHUP, SIGALRM, SIGUSR1, SIGUSR2};
+
 // -c: runs the command, queries the zombie before reaping it, reports.
-int run_command(const td::Options& o, Output& out) {
+int run_command(const td::Options &o) {
   td::TaskstatsClient client(o.timeout_ms);
   // Fail before running anything if we may not query at all.
   client.get(static_cast<uint32_t>(getpid()), false);
   warn_if_delayacct_off();
 
-  int errpipe[2];
-  if (pipe2(errpipe, O_CLOEXEC) < 0) throw std::runtime_error(std::string("pipe: ") + strerror(errno));
-  std::vector<char*> argv;
-  for (const auto& a : o.command) argv.push_back(const_cast<char*>(a.c_str()));
-  argv.push_back(nullptr);
-
-  // Like system(): the command gets Ctrl-C, we stay to report.
-  struct sigaction ign {}, old_int{}, old_quit{};
+  struct sigaction ign {
+  }, fwd{}, old_int{}, old_quit{}, old_fwd[std::size(kForwarded)];
   ign.sa_handler = SIG_IGN;
+  fwd.sa_handler = forward_to_child;
+  fwd.sa_flags = SA_RESTART;
   sigaction(SIGINT, &ign, &old_int);
   sigaction(SIGQUIT, &ign, &old_quit);
-
-  pid_t pid = fork();
-  if (pid < 0) throw std::runtime_error(std::string("fork: ") + strerror(errno));
-  if (pid == 0) {
+  for (size_t i = 0; i < std::size(kForwarded); ++i) sigaction(kForwarded[i], &fwd, &old_fwd[i]);
+  auto restore = [&] {
+    g_child = 0;
     sigaction(SIGINT, &old_int, nullptr);
     sigaction(SIGQUIT, &old_quit, nullptr);
-    close(errpipe[0]);
-    execvp(argv[0], argv.data());
-    int e = errno;
-    (void)!write(errpipe[1], &e, sizeof e);
-    _exit(e == ENOENT ? 127 : 126);
+    for (size_t i = 0; i < std::size(kForwarded); ++i) sigaction(kForwarded[i], &old_fwd[i], nullptr);
+  };
+
+  toolkit::SpawnOptions so;
+  so.setup = [&] {  // the command gets the dispositions taskdelays was started with
+    sigaction(SIGINT, &old_int, nullptr);
+    sigaction(SIGQUIT, &old_quit, nullptr);
+    for (size_t i = 0; i < std::size(kForwarded); ++i) sigaction(kForwarded[i], &old_fwd[i], nullptr);
+    return std::string();
+  };
+  std::optional<toolkit::Child> child;
+  try {
+    child.emplace(toolkit::spawn(o.command, so));
+  } catch (...) {
+    restore();
+    throw;
   }
-  close(errpipe[1]);
-  int exec_errno = 0;
-  ssize_t n;
-  do n = read(errpipe[0], &exec_errno, sizeof exec_errno);
-  while (n < 0 && errno == EINTR);
-  close(errpipe[0]);
+  pid_t pid = child->pid();
+  g_child = pid;
+  toolkit::ExecResult started = child->wait_exec();
 
   // Wait for the exit but leave the zombie in place: its statistics vanish
   // once it is reaped.
   siginfo_t si{};
   while (waitid(P_PID, static_cast<id_t>(pid), &si, WEXITED | WNOWAIT) < 0 && errno == EINTR) {
   }
+  g_child = 0;  // about to be reaped: never signal that pid again
   std::string error;
   td::TaskRecord rec;
   bool have = false;
-  if (n <= 0) {
+  if (started.stage == toolkit::ExecResult::Stage::started) {
     try {
       rec = client.get(static_cast<uint32_t>(pid), false);
       have = true;
-    } catch (const td::TaskstatsError& e) {
+    } catch (const td::TaskstatsError &e) {
       error = td::describe(e);
     }
   }
   int wstatus = 0;
   while (waitpid(pid, &wstatus, 0) < 0 && errno == EINTR) {
   }
-  sigaction(SIGINT, &old_int, nullptr);
-  sigaction(SIGQUIT, &old_quit, nullptr);
-  if (n > 0) {
-    warn(o.command[0] + ": " + (exec_errno == ENOENT ? "command not found" : strerror(exec_errno)));
-    return exec_errno == ENOENT ? 127 : 126;
+  restore();
+  if (started.stage != toolkit::ExecResult::Stage::started) {
+    warn(toolkit::describe(started, o.command[0]));
+    return toolkit::exit_status_of(started);
   }
-  int status = exit_status_of(wstatus);
+  int status = toolkit::exit_status_of(wstatus);
   if (!have) {
     warn("cannot read the command's statistics: " + error);
     return status ? status : 1;
   }
-  out.write(render(rec, o.command[0], o.report));
+  std::string text = render(rec, o.command[0], o.report);
   if (!o.report.json) {
     if (WIFSIGNALED(wstatus))
-      out.write("  command killed by signal " + std::to_string(WTERMSIG(wstatus)) + " (" +
-                strsignal(WTERMSIG(wstatus)) + ")\n");
+      text += "  command killed by signal " + std::to_string(WTERMSIG(wstatus)) + " (" + strsignal(WTERMSIG(wstatus)) +
+              ")\n";
     else
-      out.write("  command exit status " + std::to_string(status) + "\n");
+      text += "  command exit status " + std::to_string(status) + "\n";
   }
+  td::deliver(o.output, text);
   return status;
 }
 
@@ -235,7 +245,8 @@ volatile sig_atomic_t g_stop = 0;
 void on_stop(int) { g_stop = 1; }
 
 // -l: prints exit records until interrupted or -n COUNT is reached.
-int listen(const td::Options& o, Output& out) {
+int listen(const td::Options &o) {
+  td::StreamOutput out(o.output);
   td::TaskstatsClient client(o.timeout_ms);
   struct sigaction sa {};
   sa.sa_handler = on_stop;  // no SA_RESTART: poll returns EINTR
@@ -245,75 +256,79 @@ int listen(const td::Options& o, Output& out) {
   client.register_cpumask(o.cpumask, o.rcvbuf);
   warn_if_delayacct_off();
   // On stderr, so the JSON stream on stdout stays clean; scripts wait for it.
-  std::cerr << "taskdelays: listening for exiting tasks on CPUs " << o.cpumask << std::endl;
+  warn("listening for exiting tasks on CPUs " + o.cpumask);
   long seen = 0, lost = 0;
   int rc = 0;
   try {
     while (!g_stop && (o.max_events == 0 || seen < o.max_events)) {
       try {
         lost += client.receive_exits(
-            [&](const td::TaskRecord& r) {
+            [&](const td::TaskRecord &r) {
               if (o.max_events && seen >= o.max_events) return;
               ++seen;
               out.write(render(r, "", o.report));
             },
             -1);
-      } catch (const td::TaskstatsError& e) {
+      } catch (const td::TaskstatsError &e) {
         if (e.kind != td::ErrorKind::interrupted) throw;
       }
     }
-  } catch (const std::exception& e) {
+  } catch (const td::ReportNotWritten &) {
+    rc = 1;  // already said
+  } catch (const std::exception &e) {
     warn(e.what());
     rc = 1;
   }
   client.deregister_cpumask(o.cpumask);
-  if (lost) warn("warning: the kernel dropped exit records " + std::to_string(lost) +
-                 " time(s) (receive buffer overrun; raise it with -r)");
+  if (lost)
+    warn("warning: the kernel dropped exit records " + std::to_string(lost) +
+         " time(s) (receive buffer overrun; raise it with -r)");
   return rc;
 }
 
-int query(const td::Options& o, Output& out) {
+int query(const td::Options &o) {
   td::TaskstatsClient client(o.timeout_ms);
   bool group = o.mode == td::Mode::tgid;
   td::TaskRecord rec = client.get(o.id, group);
   warn_if_delayacct_off();
-  out.write(render(rec, read_comm(o.id), o.report));
+  td::deliver(o.output, render(rec, read_comm(o.id), o.report));
   return 0;
 }
 
 }  // namespace
 
-int main(int argc, char** argv) {
-  std::vector<std::string> args(argv + (argc > 0 ? 1 : 0), argv + argc);
+int main(int argc, char **argv) {
+  toolkit::set_program_name("taskdelays");
+  if (!toolkit::ensure_std_fds()) return 1;
+  std::vector<std::string> args(argv + (argc > 0 ? 1 : 0), argv + std::max(argc, 0));
   td::Options o;
   try {
     o = td::parse_args(args);
-  } catch (const td::UsageError& e) {
-    warn(e.what());
-    std::cerr << "Try 'taskdelays --help' for more information.\n";
-    return 2;
+  } catch (const toolkit::UsageError &e) {
+    return toolkit::usage_error(e.what());
+  } catch (const std::bad_alloc &) {
+    warn("memory exhausted");
+    return 1;
   }
-  if (o.mode == td::Mode::help) {
-    std::cout << kHelp;
-    return 0;
-  }
-  if (o.mode == td::Mode::version) {
-    std::cout << "taskdelays 0.1.0\n";
-    return 0;
-  }
+  if (o.mode == td::Mode::help) return toolkit::write_stdout(kHelp) ? 0 : 1;
+  if (o.mode == td::Mode::version) return toolkit::print_version();
   signal(SIGPIPE, SIG_DFL);
   try {
-    Output out(o.output);
     switch (o.mode) {
-      case td::Mode::command: return run_command(o, out);
-      case td::Mode::listen: return listen(o, out);
-      default: return query(o, out);
+      case td::Mode::command:
+        return run_command(o);
+      case td::Mode::listen:
+        return listen(o);
+      default:
+        return query(o);
     }
-  } catch (const td::TaskstatsError& e) {
+  } catch (const td::TaskstatsError &e) {
     warn(td::describe(e));
-    return 1;
-  } catch (const std::exception& e) {
+  } catch (const td::ReportNotWritten &) {
+  } catch (const std::bad_alloc &) {
+    warn("memory exhausted");
+  } catch (const std::exception &e) {
     warn(e.what());
-    return 1;
   }
+  return 1;
 }

@@ -3,7 +3,12 @@
 #include <cinttypes>
 #include <cstdio>
 
+#include "common/units.h"
+
 namespace taskdelays {
+
+using toolkit::human_bytes;
+
 namespace {
 
 std::string fmt(const char* f, double v, const char* unit) {
@@ -26,18 +31,6 @@ std::string human_ns(uint64_t ns) {
   if (ns < 1000000) return fmt("%.1f %s", ns / 1e3, "us");
   if (ns < 1000000000) return fmt("%.3f %s", ns / 1e6, "ms");
   return fmt("%.3f %s", ns / 1e9, "s");
-}
-
-std::string human_bytes(uint64_t bytes) {
-  if (bytes < 1024) return u64s(bytes) + " B";
-  static const char* units[] = {"KiB", "MiB", "GiB", "TiB", "PiB"};
-  double v = static_cast<double>(bytes);
-  int u = -1;
-  while (v >= 1024 && u < 4) {
-    v /= 1024;
-    ++u;
-  }
-  return fmt("%.1f %s", v, units[u]);
 }
 
 std::string json_quote(const std::string& s) {

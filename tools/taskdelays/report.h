@@ -20,8 +20,6 @@ enum class Scope { thread, group };
 
 // "1.234 ms", "17.4 us", "812 ns", "2.500 s".
 std::string human_ns(uint64_t ns);
-// "4.0 KiB", "512 B".
-std::string human_bytes(uint64_t bytes);
 // JSON string literal with escapes.
 std::string json_quote(const std::string& s);
 

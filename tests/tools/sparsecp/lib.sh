@@ -99,3 +99,19 @@ shim() {
 
 # shim_count KEY: the value of KEY in the last line of the shim's log.
 shim_count() { tail -n 1 "$W/shim.log" | tr ' ' '\n' | sed -n "s/^$1=//p"; }
+
+# limited KIND N CMD...: runs CMD with no descriptor above 2 and the limit
+# KIND (nofile, or as in KiB) set to N: the same starting point under any
+# test driver, whatever it leaves open.
+limited() {
+  local kind=$1 n=$2 fd
+  shift 2
+  (
+    for fd in /proc/$BASHPID/fd/*; do
+      fd=${fd##*/}
+      if ((fd > 2)); then eval "exec $fd>&-"; fi
+    done
+    if [[ $kind == nofile ]]; then ulimit -n "$n"; else ulimit -v "$n"; fi
+    exec "$@"
+  )
+}

@@ -189,5 +189,116 @@ echo "$orig_delayacct" >/proc/sys/kernel/task_delayacct
 [[ $(cat /proc/sys/kernel/task_delayacct) == "$orig_delayacct" ]] && pass "kernel.task_delayacct restored to $orig_delayacct" \
   || fail "sysctl not restored"
 
+# --- -o FILE: written only once there is something to write --------------
+limited() {  # limited nofile|as N CMD...: no descriptor above 2, the limit set
+  local kind=$1 n=$2 fd
+  shift 2
+  (
+    for fd in /proc/$BASHPID/fd/*; do fd=${fd##*/}; if ((fd > 2)); then eval "exec $fd>&-"; fi; done
+    if [[ $kind == nofile ]]; then ulimit -n "$n"; else ulimit -v "$n"; fi
+    exec "$@"
+  )
+}
+out_dir=$tmp/o && mkdir "$out_dir"
+keep() { printf 'keep me\n' >"$out_dir/f"; chmod 640 "$out_dir/f"; }
+kept() {  # kept DESCRIPTION: f untouched, nothing else in the folder
+  if [[ $(cat "$out_dir/f") == "keep me" && $(ls -A "$out_dir") == f ]]; then pass "$1: -o FILE untouched"
+  else fail "$1: -o FILE is now '$(head -c 80 "$out_dir/f")', folder: $(ls -A "$out_dir")"; fi
+}
+sh -c 'exit 0' & gone=$!; wait "$gone"
+keep; expect_rc 1 "-o, no such process" -- "$TD" -p "$gone" -o "$out_dir/f"; kept "no such process"
+keep; expect_rc 2 "-o, bad pid" -- "$TD" -p 0x10 -o "$out_dir/f"; kept "usage error"
+keep; expect_rc 127 "-o, missing command" -- "$TD" -o "$out_dir/f" -c no-such-command-xyz; kept "command not found"
+keep; expect_rc 1 "-o, no privilege" -- setpriv --reuid=65534 --regid=65534 --clear-groups --inh-caps=-all \
+  "$TD" -p 1 -o "$out_dir/f"; kept "no privilege"
+keep; expect_rc 1 "-o, listen refused in a pid namespace" -- unshare -pf --mount-proc "$TD" -l -n 1 -o "$out_dir/f"
+kept "listen refused"
+keep; expect_rc 0 "-o, success" -- "$TD" -p $$ -o "$out_dir/f"
+if grep -q "^pid $$ " "$out_dir/f" && [[ $(stat -c %a "$out_dir/f") == 640 && $(ls -A "$out_dir") == f ]]; then
+  pass "-o replaced the content, kept mode 640, left no temporary file"
+else fail "-o success: $(head -c 80 "$out_dir/f"), mode $(stat -c %a "$out_dir/f"), folder $(ls -A "$out_dir")"; fi
+ln -s f "$out_dir/link"
+expect_rc 0 "-o through a symbolic link" -- "$TD" -p $$ --json -o "$out_dir/link"
+[[ -L $out_dir/link ]] && grep -q '"pid"' "$out_dir/f" && pass "-o wrote through the link, which stays a link" \
+  || fail "-o symbolic link"
+rm "$out_dir/link"
+expect_rc 0 "-o /dev/null" -- "$TD" -p $$ -o /dev/null
+[[ -c /dev/null ]] && pass "/dev/null is still a device" || fail "/dev/null replaced"
+keep; expect_rc 1 "-o under ulimit -n 4" -- limited nofile 4 "$TD" -p $$ -o "$out_dir/f"
+expect_err "cannot open '.*/f' for writing: Too many open files" "-o under ulimit -n 4: clear message"
+kept "ulimit -n 4"
+expect_rc 0 "ulimit -n 4: a query still works" -- limited nofile 4 "$TD" -p $$
+if grep -q "missing" "$tmp/err"; then fail "ulimit -n 4: blames the kernel: $(cat "$tmp/err")"
+else expect_err "cannot read /proc/sys/kernel/task_delayacct \(Too many open files\)" "ulimit -n 4: says why it cannot read the sysctl"; fi
+expect_rc 1 "-c under ulimit -n 5" -- limited nofile 5 "$TD" -c true
+expect_err "^taskdelays: pipe: Too many open files$" "-c under ulimit -n 5: clear message"
+expect_rc 0 "-c under ulimit -n 6" -- limited nofile 6 "$TD" -c true
+
+# --- standard descriptors closed ------------------------------------------
+expect_rc 1 "stdout closed" -- sh -c 'exec "$@" >&-' sh "$TD" -p $$
+expect_err "^taskdelays: write error: Bad file descriptor$" "stdout closed: write error"
+keep; expect_rc 0 "0, 1, 2 closed, -o FILE" -- sh -c 'exec "$@" <&- >&- 2>&-' sh "$TD" -p $$ -o "$out_dir/f"
+grep -q "^pid $$ " "$out_dir/f" && pass "0, 1, 2 closed: the report is in FILE" || fail "0, 1, 2 closed: $(cat "$out_dir/f")"
+expect_rc 1 "--help to a closed stdout" -- sh -c 'exec "$@" >&-' sh "$TD" --help
+expect_rc 7 "-c with 0, 1 closed" -- sh -c 'exec "$@" <&- >&-' sh "$TD" -o "$out_dir/f" -c sh -c 'exit 7'
+
+# --- signals --------------------------------------------------------------
+# -c: a signal to taskdelays reaches the command, which is not left behind.
+for sig in TERM HUP USR1 USR2 ALRM; do
+  rm -f "$tmp/cmd.pid"
+  "$TD" -o "$out_dir/sig" -c sh -c 'echo $$ >"$1"; exec sleep 30' sh "$tmp/cmd.pid" 2>/dev/null &
+  tdp=$!
+  for _ in $(seq 100); do [[ -s $tmp/cmd.pid ]] && break; sleep 0.05; done
+  sleep 0.1
+  kill -"$sig" "$tdp"; wait "$tdp"; src=$?
+  signo=$(kill -l "$sig")
+  if [[ $src -eq $((128 + signo)) ]] && ! kill -0 "$(cat "$tmp/cmd.pid")" 2>/dev/null &&
+    grep -q "killed by signal $signo" "$out_dir/sig"; then pass "-c, SIG$sig passed on: command ended, reported, exit $src"
+  else fail "-c, SIG$sig: exit $src, command $(kill -0 "$(cat "$tmp/cmd.pid")" 2>/dev/null && echo still running)"; fi
+done
+rm -f "$out_dir/sig"
+# -l: any catchable signal ends it; nothing is left in the output folder.
+for sig in INT TERM HUP QUIT USR1 ALRM; do
+  rm -f "$tmp/l.err"  # wait for this listener's line, not the last one's
+  env --default-signal "$TD" -l -o "$out_dir/l" 2>"$tmp/l.err" &
+  lp=$!
+  for _ in $(seq 100); do grep -q listening "$tmp/l.err" 2>/dev/null && break; sleep 0.05; done
+  kill -"$sig" "$lp"; wait "$lp"; src=$?
+  extra=$(ls -A "$out_dir" | grep -vx 'f\|l')
+  [[ -z $extra ]] && pass "-l, SIG$sig (exit $src): nothing left behind" || fail "-l, SIG$sig left $extra"
+done
+
+# --- huge inputs and numbers ------------------------------------------------
+big=$(head -c 100000 /dev/zero | tr '\0' 7)
+expect_rc 2 "100 KB pid" -- "$TD" -p "$big"
+(($(wc -c <"$tmp/err") < 1000)) && pass "100 KB pid: short message" || fail "100 KB pid: $(wc -c <"$tmp/err") bytes"
+expect_rc 2 "100 KB CPU mask" -- "$TD" -l -m "$big"
+(($(wc -c <"$tmp/err") < 1000)) && pass "100 KB mask: short message" || fail "100 KB mask: $(wc -c <"$tmp/err") bytes"
+expect_rc 0 "100 KB argument for -c" -- "$TD" -o "$tmp/c100" -c sh -c '[ ${#1} -eq 100000 ]' sh "$big"
+expect_rc 0 "30000 environment variables reach the -c command" -- \
+  env -i PATH="$PATH" $(printf 'V%d=x ' $(seq 30000)) "$TD" -o "$tmp/c30k" -c sh -c '[ "$(env | grep -c "^V")" -eq 30000 ]'
+many=(); for _ in $(seq 50000); do many+=(-d); done
+expect_rc 0 "50000 options" -- "$TD" "${many[@]}" -p $$
+for bad in 0x10 1e3 -5 +5 " 5" "5 " 5.0 99999999999999999999 18446744073709551617; do
+  expect_rc 2 "pid '$bad'" -- "$TD" -p "$bad"
+done
+for args in "-n 0x10" "-n -1" "-n 1e2" "-r 1e9" "-r 1073741825" "--timeout 0x5" "--timeout 1.5" \
+  "--timeout 99999999999999999999999" "-m 0x1" "-m 1e0" "-m -1"; do
+  expect_rc 2 "$args" -- "$TD" -l $args
+  expect_err "invalid" "$args: says invalid"
+done
+
+# --- ulimit -v: from the least that starts, each run is right or says so ----
+v=4096
+while ! limited as $v "$TD" --version >/dev/null 2>&1 && ((v < 65536)); do v=$((v + 512)); done
+vbad=0; vok=0; verr=0
+for ((top = v + 8192; v < top; v += 512)); do
+  limited as $v "$TD" -p $$ >"$tmp/out" 2>"$tmp/err"; rc=$?
+  if ((rc == 0)) && grep -q "^pid $$ " "$tmp/out"; then vok=$((vok + 1))
+  elif ((rc == 1)) && grep -Eq "memory exhausted|Cannot allocate memory|Out of memory" "$tmp/err"; then verr=$((verr + 1))
+  else vbad=$((vbad + 1)); echo "  ulimit -v $v: exit $rc: $(head -c 200 "$tmp/err")"; fi
+done
+((vbad == 0 && vok > 0)) && pass "ulimit -v sweep: $vok reports, $verr clear memory errors" || fail "ulimit -v sweep: $vbad unclear"
+
 echo "taskdelays integration: $fails failure(s)"
 exit $((fails > 0))
