@@ -206,6 +206,14 @@ done
 } | true
 [[ $(cat "$tmp/rc") == 7 ]] && pass "stderr a broken pipe: exit 7" || fail "stderr a broken pipe: exit $(cat "$tmp/rc"), want 7"
 
+# As a job of an interactive shell: Ctrl-Z stops iolimit with its command
+# (the shell gets its prompt back), fg continues both, Ctrl-C ends them.
+if python3 "$(dirname "$0")/../pid1/jobs_case.py" "$IOL" ctrl_z --wbps 1M -- >"$tmp/out" 2>"$tmp/err"; then
+  pass "Ctrl-Z / fg / Ctrl-C on an interactive shell's iolimit job"
+else
+  fail "Ctrl-Z job: $(head -c 600 "$tmp/err")"
+fi
+
 # Started with standard descriptors closed: runs all the same (no cgroup
 # file lands on descriptor 0, 1 or 2).
 for fds in "<&-" ">&-" "2>&-" "<&- >&- 2>&-"; do

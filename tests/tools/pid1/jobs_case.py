@@ -1,4 +1,6 @@
-"""jobs_case.py PID1 CASE: pid1 as a job of an interactive bash on a pty.
+"""jobs_case.py PROGRAM CASE [ARG...]: PROGRAM ARG... (default ARG: --)
+running a command, as a job of an interactive bash on a pty (pid1; iolimit
+uses the ctrl_z case too).
 
 background: `pid1 -- sleep 2 &` must leave the terminal to the shell (it
     used to hand it to its child, and bash, reading from a terminal it no
@@ -10,11 +12,13 @@ ctrl_z: Ctrl-Z on pid1's child must stop pid1 with it, as one job, so
 import os
 import pty
 import select
+import shlex
 import signal
 import sys
 import time
 
 pid1, case = sys.argv[1:3]
+COMMAND = " ".join(shlex.quote(a) for a in [pid1] + (sys.argv[3:] or ["--"]))
 PROMPT = b"PID1TEST> "
 
 
@@ -71,7 +75,7 @@ class Shell:
 sh = Shell()
 try:
     if case == "background":
-        sh.send('"$PID1" -- sleep 2 &\n')
+        sh.send(COMMAND + " sleep 2 &\n")
         sh.expect(PROMPT, "the prompt after starting pid1 in the background")
         time.sleep(0.5)  # the child has started by now (it used to take the terminal here)
         if sh.foreground_group() != sh.pid:
@@ -82,7 +86,7 @@ try:
         sh.send("wait; echo rc=$?\n")
         sh.expect(b"rc=0", "the background pid1's exit status")
     elif case == "ctrl_z":
-        sh.send('"$PID1" -- sleep 30\n')
+        sh.send(COMMAND + " sleep 30\n")
         time.sleep(1)  # pid1 and its child are running in the foreground
         sh.send(b"\x1a")  # Ctrl-Z
         sh.expect(b"Stopped", "the shell reporting its job stopped")
@@ -98,7 +102,7 @@ try:
         sh.send(b"\x03")  # Ctrl-C: to the child, now in the foreground again
         sh.expect(PROMPT, "the prompt after Ctrl-C")
         sh.send("echo rc=$?\n")
-        sh.expect(b"rc=130", "pid1's exit status after its child died of SIGINT")
+        sh.expect(b"rc=130", "the exit status after the command died of SIGINT")
     else:
         fail("no such case")
     sh.send("exit 0\n")
