@@ -50,7 +50,10 @@ DESCRIPTION
     and hands the terminal back to its own process group; when the shell
     continues it (fg, bg), pid1 continues COMMAND, with the terminal if
     pid1 got it back. (Not as a session leader, e.g. PID 1 of a container:
-    there is no shell above it to take the terminal.)
+    there is no shell above it to take the terminal. As PID 1 of a PID
+    namespace started from a shell, e.g. with unshare, the kernel does not
+    let pid1 stop itself: it continues COMMAND at once, so Ctrl-Z has no
+    lasting effect; Ctrl-C still works.)
 
 OPTIONS
     -g, --group
