@@ -37,8 +37,11 @@ DESCRIPTION
     Creates a new cgroup, sets the given limits on one disk, runs COMMAND
     inside it (the command is placed in the cgroup before it execs, so all
     its I/O and its children's is counted), and removes the cgroup when the
-    command ends: also when iolimit is interrupted (Ctrl-C, SIGTERM), and
-    also if the command left background processes (they are killed).
+    command ends: also when iolimit is interrupted, and also if the command
+    left background processes (they are killed). Every catchable signal
+    sent to iolimit (SIGTERM, SIGHUP, SIGUSR1, ...) is passed on to
+    COMMAND; iolimit ends when COMMAND does. Ctrl-Z stops both, as one
+    shell job. Only SIGKILL to iolimit leaves the cgroup behind.
     At exit it reports the bytes and operations the cgroup did on the disk.
 
     cgroup v2 (used when its hierarchy has the io controller): the limits go
