@@ -297,7 +297,9 @@ SPANALLOC_EXPORT size_t spanalloc_release_free_memory(void) {
   EnsureInitialized();
   if (tls_cache != &g_empty_cache) tls_cache->FlushAll();
   for (uint32_t cl = 1; cl < kNumClasses; cl++) g_central[cl].ReleaseSlots();
-  return g_page_heap.ReleaseAll();
+  size_t released = g_page_heap.ReleaseAll();
+  // Span records of a heap that was once much bigger: their free pages go too.
+  return released + g_page_heap.span_alloc().ReleaseFreePages();
 }
 
 }  // extern "C"

@@ -1,7 +1,9 @@
 // Metadata allocator (Go's fixalloc): fixed-size objects for spanalloc's own
 // structures (spans, thread caches). Memory comes from OsMap in 256 KiB
-// chunks and is recycled through a free list; it never returns to the OS and
-// never comes from malloc.
+// chunks and is recycled through a free list; it never comes from malloc.
+// ReleaseFreePages (malloc_trim) gives back the OS pages that hold only free
+// objects: those objects leave the free list for "released runs" (ranges of
+// whole objects), which Alloc uses, zeroed, before mapping a new chunk.
 #pragma once
 
 #include <atomic>
@@ -23,13 +25,24 @@ class FixedAllocBase {
   // Returns zeroed memory for one object, or nullptr when the OS refuses.
   void *Alloc();
   void Free(void *p);
+  // Releases the pages of tracked chunks that hold only free objects;
+  // returns the bytes released. Takes the lock; makes madvise calls under it
+  // (malloc_trim only).
+  size_t ReleaseFreePages();
   size_t in_use() const { return in_use_; }
   Mutex &lock() { return lock_; }  // for fork: ranked last (lock.h)
 
  private:
   static constexpr size_t RoundUp(size_t n, size_t a) { return (n + a - 1) / a * a; }
   static constexpr size_t kChunk = 256 * 1024;
+  static constexpr int kMaxChunks = 1024;  // chunks tracked for release (256 MiB)
+  static constexpr int kMaxRuns = 256;
   struct FreeNode { FreeNode *next; };
+  // Free objects [next, end) whose pages were released (read as zero).
+  struct Run {
+    char *next;
+    char *end;
+  };
   Mutex lock_;
   const size_t size_;
   // Protected by lock_:
@@ -37,6 +50,10 @@ class FixedAllocBase {
   char *bump_ = nullptr;      // unused tail of the current chunk
   size_t bump_left_ = 0;
   size_t in_use_ = 0;
+  char *chunks_[kMaxChunks] = {};  // kChunk-sized chunks, in mapping order
+  int nchunks_ = 0;
+  Run runs_[kMaxRuns] = {};
+  int nruns_ = 0;
 };
 
 template <typename T>
