@@ -46,6 +46,10 @@ int spanalloc_get_stats(spanalloc_stats *out);
 void spanalloc_print_report(int fd);
 /* Gives every free page in the page heap back to the OS; returns bytes released. */
 size_t spanalloc_release_free_memory(void);
+/* Writes a heap profile of the live sampled allocations (gperftools text
+ * format, read by google-pprof and go tool pprof) to path. Samples are taken
+ * only while SPANALLOC_PROFILE is set. Returns 0, or an errno value. */
+int spanalloc_dump_profile(const char *path);
 
 #ifdef __cplusplus
 }

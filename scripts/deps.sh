@@ -6,7 +6,8 @@ pkgs=(build-essential g++ cmake ninja-build pkg-config libgtest-dev googletest
       valgrind python3 sqlite3 git time procps util-linux mount bsdutils e2fsprogs attr
       libjemalloc2 libtcmalloc-minimal4 libmimalloc2.0 gnuplot-nox tini
       libnl-genl-3-dev libnl-3-dev libpam0g-dev libpam-modules passwd expect
-      qemu-system-x86 busybox-static cpio btrfs-progs xfsprogs)
+      qemu-system-x86 busybox-static cpio btrfs-progs xfsprogs
+      google-perftools golang-go)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -11,6 +11,7 @@
 #include "central_list.h"
 #include "options.h"
 #include "page_heap.h"
+#include "sampler.h"
 #include "scavenger.h"
 #include "spanalloc.h"
 #include "stats.h"
@@ -34,14 +35,17 @@ void ForkPrepare() {
   for (uint32_t cl = 1; cl < kNumClasses; cl++) g_central[cl].lock().Lock();
   g_page_heap.lock().Lock();
   g_page_heap.span_alloc().lock().Lock();
+  SamplerForkPrepare();
 }
 void ForkParent() {
+  SamplerForkParent();
   g_page_heap.span_alloc().lock().Unlock();
   g_page_heap.lock().Unlock();
   for (uint32_t cl = kNumClasses - 1; cl >= 1; cl--) g_central[cl].lock().Unlock();
   ThreadCache::UnlockRegistry();
 }
 void ForkChild() {
+  SamplerForkChild();
   g_page_heap.span_alloc().lock().ResetAfterFork();
   g_page_heap.lock().ResetAfterFork();
   for (uint32_t cl = 1; cl < kNumClasses; cl++) g_central[cl].lock().ResetAfterFork();
@@ -53,12 +57,14 @@ void ForkChild() {
 void InitOnce() {
   InitLinkSecret();
   LoadOptions();
+  SamplerConfigure();  // before any thread cache exists
   // The heap works from here on: what follows may allocate (glibc's
   // pthread_atfork can), and those calls must find it ready.
   g_init_state.store(2, std::memory_order_release);
   g_thread_key_ok = pthread_key_create(&g_thread_key, ThreadExit) == 0;
   pthread_atfork(ForkPrepare, ForkParent, ForkChild);
   InitStats();
+  SamplerStart();
 }
 
 }  // namespace
@@ -96,6 +102,7 @@ void *AllocLarge(size_t n, size_t align, bool want_zero) noexcept {
   if (s == nullptr) return FailNoMemory();
   void *p = PageAddr(s->start);
   if (want_zero && !zeroed) memset(p, 0, n);
+  if (SPANALLOC_UNLIKELY(g_sampler.on)) SampleLarge(s);
   return p;
 }
 
@@ -152,6 +159,7 @@ Span *LargeSpanOf(const void *p, const char *func, const char *freed_fault = "do
 // or not ours.
 void FreeNotSmall(void *p, const char *func) noexcept {
   if (p == nullptr) return;
+  if (Span *sampled = SpanOf(p); sampled != nullptr && sampled->sample != nullptr) return FreeSampled(sampled, p, func);
   Span *s = LargeSpanOf(p, func);
   int saved = errno;
   g_page_heap.Free(s);
@@ -167,6 +175,8 @@ size_t UsableSize(const void *p, const char *func, const char *freed_fault) noex
     if (SmallBlockIsFree(p, e)) FatalMisuse(func, p, freed_fault, "already free", ClassSize(cl));
     return ClassSize(cl);
   }
+  if (Span *sampled = SpanOf(p); sampled != nullptr && sampled->sample != nullptr)
+    return SampledUsableSize(sampled, p, func, freed_fault);
   return LargeSpanOf(p, func, freed_fault)->bytes();
 }
 
@@ -246,6 +256,7 @@ void *ReallocSlow(void *p, size_t n) noexcept {
 // kRemapBytes up, moved page by page with mremap. nullptr: copy instead.
 void *ReallocLarge(void *p, size_t n) noexcept {
   Span *s = SpanOf(p);  // UsableSize validated p
+  if (s->sample != nullptr) return nullptr;  // sampled: a new block, so the sample's free is seen
   Length pages = PagesFor(n);
   if (g_page_heap.ResizeInPlace(s, pages)) return p;
   if (s->bytes() < kRemapBytes) return nullptr;

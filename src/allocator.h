@@ -62,11 +62,11 @@ void RegisterThreadExit(ThreadCache *tc);
 inline constexpr size_t kRemapBytes = size_t{1} << 20;
 
 // ---- slow paths (allocator.cc) ------------------------------------------
-void *AllocLarge(size_t n, size_t align, bool want_zero) noexcept;
-void FreeNotSmall(void *p, const char *func) noexcept;
-void *AllocAligned(size_t align, size_t n) noexcept;
-void *ReallocSlow(void *p, size_t n) noexcept;
-void *Calloc(size_t count, size_t size) noexcept;
+SPANALLOC_SAMPLE_PATH void *AllocLarge(size_t n, size_t align, bool want_zero) noexcept;
+SPANALLOC_SAMPLE_PATH void FreeNotSmall(void *p, const char *func) noexcept;
+SPANALLOC_SAMPLE_PATH void *AllocAligned(size_t align, size_t n) noexcept;
+SPANALLOC_SAMPLE_PATH void *ReallocSlow(void *p, size_t n) noexcept;
+SPANALLOC_SAMPLE_PATH void *Calloc(size_t count, size_t size) noexcept;
 // Usable bytes of block p (0 for null); a fatal report naming func when p is
 // not a block's start, or names `freed_fault` when the block is free.
 size_t UsableSize(const void *p, const char *func, const char *freed_fault = "use after free") noexcept;
@@ -108,7 +108,7 @@ SPANALLOC_INLINE void *AllocSmall(uint32_t cl) {
 }
 
 // Requests above 1 KiB: medium classes or a large span (allocator.cc).
-void *AllocAbove1K(size_t n) noexcept;
+SPANALLOC_SAMPLE_PATH void *AllocAbove1K(size_t n) noexcept;
 
 SPANALLOC_INLINE void *Alloc(size_t n) {
   if (SPANALLOC_LIKELY(n <= 1024)) return AllocSmall(kClassOfSmall[n]);

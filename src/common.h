@@ -10,6 +10,11 @@
 #define SPANALLOC_NOINLINE __attribute__((noinline))
 #define SPANALLOC_COLD __attribute__((noinline, cold))
 #define SPANALLOC_EXPORT __attribute__((visibility("default")))
+// Out-of-line functions that can be on the stack between an entry point
+// (malloc, free, ...) and a sample's stack walk: kept in one section, so the
+// walk can leave them out of the sample's stacks when spanalloc is linked
+// into the program (stack_trace.h).
+#define SPANALLOC_SAMPLE_PATH __attribute__((section("spanalloc_sample_path")))
 
 // Debug-build checks of preconditions (lock held, span state); compiled out
 // of release builds.

@@ -7,6 +7,7 @@
 //   2. CentralList::lock_, by class    (central_list.h; one at a time)
 //   3. PageHeap::lock_                 (page_heap.h)
 //   4. FixedAlloc locks                (metadata_alloc.h; leaf locks)
+//      g_sample_lock                   (sampler.h; a leaf lock too)
 // fork() takes them all in this order (allocator.cc) and releases them after.
 #pragma once
 

@@ -24,6 +24,8 @@ constinit Options g_options = {
     /*retain_bytes=*/uint64_t{4} << 20,
     /*memory_limit_bytes=*/0,
     /*memory_limit_source=*/"none",
+    /*profile_rate_bytes=*/uint64_t{512} << 10,
+    /*guard_sample=*/0,
     /*cgroup_limit_bytes=*/0,
 };
 
@@ -62,6 +64,10 @@ const OptionSpec kOptions[] = {
      "1: without SPANALLOC_MEMORY_LIMIT, the cgroup's memory limit is the limit"},
     {"SPANALLOC_CHECKS", Kind::kChecks, 1, 0, 1, &g_options.full_checks,
      "full: also check the size given to sized delete (default: only checks free of cost)"},
+    {"SPANALLOC_PROFILE_RATE", Kind::kUnsigned, 1, 0, uint64_t{1} << 40, &g_options.profile_rate_bytes,
+     "with SPANALLOC_PROFILE=PATH: mean bytes allocated between heap-profile samples (0: none)"},
+    {"SPANALLOC_GUARD_SAMPLE", Kind::kUnsigned, 1, 0, uint64_t{1} << 40, &g_options.guard_sample,
+     "N: about one allocation in N gets guard pages (overflow, use after free); 0: off"},
 };
 
 void Warn(const char *name, const char *value, const char *why) {

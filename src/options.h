@@ -24,6 +24,8 @@ struct Options {
   // 0 = no limit. memory_limit_source says where the value came from.
   uint64_t memory_limit_bytes;
   const char *memory_limit_source;
+  uint64_t profile_rate_bytes;  // SPANALLOC_PROFILE_RATE (heap_profile.h)
+  uint64_t guard_sample;        // SPANALLOC_GUARD_SAMPLE (guarded_alloc.h)
   // Derived: the memory limit of our cgroup (v2 memory.max or v1
   // memory.limit_in_bytes, the smallest along our group's path), 0 when
   // none or when cgroup_aware is off.

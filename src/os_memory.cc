@@ -142,5 +142,11 @@ void OsInjectFaults(uint64_t skip, uint64_t fail) {
 }
 uint64_t OsInjectedFailures() { return g_fault_count.load(std::memory_order_relaxed); }
 #endif
+bool OsProtect(void *p, size_t bytes, bool accessible) {
+  int saved = errno;
+  bool ok = mprotect(p, bytes, accessible ? PROT_READ | PROT_WRITE : PROT_NONE) == 0;
+  errno = saved;
+  return ok;
+}
 
 }  // namespace spanalloc

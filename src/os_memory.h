@@ -66,5 +66,10 @@ bool OsMapFixed(void *p, size_t bytes);
 void OsInjectFaults(uint64_t skip, uint64_t fail);
 uint64_t OsInjectedFailures();
 #endif
+// Guard pages (guarded_alloc.cc): makes [p, p+bytes) inaccessible (any access
+// faults) or read-write again. p and bytes must be multiples of the OS page
+// size. Returns false if the kernel refused (e.g. at its limit of mappings,
+// since each protected range splits the mapping around it).
+bool OsProtect(void *p, size_t bytes, bool accessible);
 
 }  // namespace spanalloc

@@ -9,6 +9,11 @@
 //   kLarge -- one large object (or an aligned block); every page maps to it.
 //   kReleasing -- free, taken out of the free structures while its pages are
 //             madvised without the page-heap lock (page_heap.cc).
+//   kSampled -- one sampled small object (sampler.h) in a span of its own,
+//             allocated from the page heap as a large span; its pages have
+//             class-map entry 0, so its free reaches the slow path.
+// A span handed out as kLarge or kSampled carries `sample` (sampler.h) when
+// its object was sampled; the sampler clears it before the span goes back.
 //
 // Ownership: a free span is protected by the page heap lock; a small span by
 // its class's central-list lock; a large span belongs to the user until
@@ -27,7 +32,9 @@
 
 namespace spanalloc {
 
-enum class SpanState : uint8_t { kFree, kSmall, kLarge, kReleasing };
+enum class SpanState : uint8_t { kFree, kSmall, kLarge, kReleasing, kSampled };
+
+struct SampleRecord;  // sampler.h
 
 struct Span {
   PageId start = 0;
@@ -55,6 +62,8 @@ struct Span {
   uint32_t free_count = 0;
   // Free spans: when the span last became free (coarse ticks, page_heap.cc).
   uint64_t free_since = 0;
+  // kLarge and kSampled spans: the sample taken of their object, or nullptr.
+  SampleRecord *sample = nullptr;
   // Small spans: bit i set = object i is in the span (free), clear = handed out.
   uint64_t free_bits[kMaxObjectsPerSpan / 64] = {};
 

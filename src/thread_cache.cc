@@ -57,6 +57,7 @@ ThreadCache *ThreadCache::CreateForCurrentThread() {
     g_registry = tc;
     g_registry_count++;
   }
+  if (g_sampler.on) tc->EnterSamplingMode();
   tls_cache = tc;
   tls_state = 1;
   RegisterThreadExit(tc);  // allocator.cc: runs DestroyCurrent at thread exit
@@ -74,6 +75,7 @@ void *ThreadCache::AllocSlowInner(uint32_t cl) {
     EnsureInitialized();
     if (tls_state == 2 || (tc = CreateForCurrentThread()) == nullptr) return CentralAllocOne(cl);
   }
+  if (SPANALLOC_UNLIKELY(g_sampler.on)) return tc->AllocSampling(cl);
   FreeList &l = tc->lists[cl];
   if (l.head != nullptr) {  // the cache was just created, or a race with init
     void *p = l.head;
@@ -91,8 +93,15 @@ void ThreadCache::CorruptLinkList(void *p, FreeList *l) noexcept {
   FatalCorruptLink(p, uint32_t(l - tls_cache->lists), "malloc");
 }
 
+// With sampling on, every free of a thread with a cache comes here: it goes
+// on at once, without the frame FreeSlowUnsampled needs.
 void ThreadCache::FreeSlow(void *p, uint32_t cl) noexcept {
   ThreadCache *tc = tls_cache;
+  if (SPANALLOC_UNLIKELY(g_sampler.on) && tc != &g_empty_cache) return tc->FreeSampling(p, cl);
+  return FreeSlowUnsampled(tc, p, cl);
+}
+
+void ThreadCache::FreeSlowUnsampled(ThreadCache *tc, void *p, uint32_t cl) {
   if (tc == &g_empty_cache) {
     if (tls_state == 2 || (tc = CreateForCurrentThread()) == nullptr) {
       SetLink(p, nullptr);
@@ -100,6 +109,7 @@ void ThreadCache::FreeSlow(void *p, uint32_t cl) noexcept {
       return;
     }
   }
+  if (SPANALLOC_UNLIKELY(g_sampler.on)) return tc->FreeSampling(p, cl);
   FreeList &l = tc->lists[cl];
   if (l.length >= l.max_length) tc->Overflow(cl);
   SetLink(p, l.head);
@@ -112,14 +122,15 @@ void ThreadCache::FreeSlow(void *p, uint32_t cl) noexcept {
 // and doubles on each miss up to one batch, so a short-lived thread takes a
 // few objects per class instead of whole batches; past one batch it grows
 // by a batch per miss while the thread's byte budget allows.
-void ThreadCache::GrowMaxLength(uint32_t cl) {
-  FreeList &l = lists[cl];
+void ThreadCache::GrowMaxLength(uint32_t cl) { GrowLimit(cl, lists[cl].max_length); }
+
+void ThreadCache::GrowLimit(uint32_t cl, uint32_t &max_length) {
   const ClassShape &shape = kClassShape[cl];
-  uint32_t grow = l.max_length < shape.batch ? std::min(l.max_length, shape.batch - l.max_length) : shape.batch;
+  uint32_t grow = max_length < shape.batch ? std::min(max_length, shape.batch - max_length) : shape.batch;
   uint64_t bytes = uint64_t(grow) * shape.size;
-  if (l.max_length >= shape.batch && (l.max_length >= kMaxLength || max_bytes_ + bytes > g_options.thread_cache_bytes))
+  if (max_length >= shape.batch && (max_length >= kMaxLength || max_bytes_ + bytes > g_options.thread_cache_bytes))
     return;
-  l.max_length += grow;
+  max_length += grow;
   max_bytes_ += bytes;
 }
 
@@ -171,6 +182,7 @@ void ThreadCache::Overflow(uint32_t cl) {
 }
 
 void ThreadCache::FlushAll() {
+  if (g_sampler.on) FlushSampling();
   for (uint32_t cl = 1; cl < kNumClasses; cl++) {
     uint32_t batch = kClassShape[cl].batch;
     while (lists[cl].length > 0) ReleaseToCentral(cl, batch);
@@ -180,7 +192,8 @@ void ThreadCache::FlushAll() {
 
 void ThreadCache::PublishBytes() {
   uint64_t bytes = 0;
-  for (uint32_t cl = 1; cl < kNumClasses; cl++) bytes += uint64_t(lists[cl].length) * kClassShape[cl].size;
+  for (uint32_t cl = 1; cl < kNumClasses; cl++)
+    bytes += uint64_t(lists[cl].length + stash_[cl].length) * kClassShape[cl].size;
   __atomic_store_n(&published_bytes_, bytes, __ATOMIC_RELAXED);
 }
 
@@ -239,6 +252,7 @@ void ThreadCache::AfterForkChild() {
 // hold or at `length` objects, whichever comes first. What is cut off (at most
 // the object in flight) is lost to the child, never handed out twice.
 void ThreadCache::SalvageAfterFork() {
+  if (g_sampler.on) SalvageStashAfterFork();
   for (uint32_t cl = 1; cl < kNumClasses; cl++) {
     FreeList &l = lists[cl];
     uint32_t n = 0;

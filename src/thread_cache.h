@@ -20,6 +20,7 @@
 
 #include "common.h"
 #include "lock.h"
+#include "sampler.h"
 #include "size_classes.h"
 
 namespace spanalloc {
@@ -49,13 +50,13 @@ class ThreadCache {
 
   // Slow path of malloc: lists[cl] is empty (or this is the empty cache).
   // Returns nullptr with errno ENOMEM when the OS refuses memory.
-  static void *AllocSlow(uint32_t cl) noexcept;
+  SPANALLOC_SAMPLE_PATH static void *AllocSlow(uint32_t cl) noexcept;
   // Slow path of free: lists[cl] is full (or this is the empty cache).
   static void FreeSlow(void *p, uint32_t cl) noexcept;
   // The same, given the current cache's list l rather than its class: the
   // fast paths then need not keep the class in a register.
-  static void *AllocSlowList(FreeList *l) noexcept;
-  static void FreeSlowList(void *p, FreeList *l) noexcept;
+  SPANALLOC_SAMPLE_PATH static void *AllocSlowList(FreeList *l) noexcept;
+  SPANALLOC_SAMPLE_PATH static void FreeSlowList(void *p, FreeList *l) noexcept;
   // malloc found the link of p, the head of l, overwritten: reports, aborts.
   [[noreturn]] static void CorruptLinkList(void *p, FreeList *l) noexcept;
   // Returns every cached object to the central lists (thread exit, trim).
@@ -71,8 +72,12 @@ class ThreadCache {
   // Statistics: caches alive and bytes cached (as of each cache's last slow path).
   static void RegistryStats(uint64_t *caches, uint64_t *bytes);
 
+  // This thread's sampling countdowns (sampler.h).
+  SampleCountdown &countdown() { return countdown_; }
+
  private:
-  static void *AllocSlowInner(uint32_t cl);
+  SPANALLOC_SAMPLE_PATH static void *AllocSlowInner(uint32_t cl);
+  SPANALLOC_NOINLINE static void FreeSlowUnsampled(ThreadCache *tc, void *p, uint32_t cl);
   void GrowMaxLength(uint32_t cl);
   void *Refill(uint32_t cl);
   void Overflow(uint32_t cl);
@@ -81,6 +86,32 @@ class ThreadCache {
   void SalvageAfterFork();
   void UnregisterLocked();
   static ThreadCache *CreateForCurrentThread();
+
+  // Sampling mode (thread_cache_sampling.cc; sampler.h says why). When
+  // sampling is on, lists[cl] holds only objects already charged to
+  // countdown_ and its max_length is 0, so that every free reaches FreeSlow;
+  // objects not charged wait in stash_[cl], whose max_length limits
+  // lists[cl].length + stash_[cl].length as lists[cl].max_length does
+  // otherwise. Links in the stash are plain next pointers.
+  struct Stash {
+    void *head;
+    uint32_t length;
+    uint32_t max_length;
+  };
+  void EnterSamplingMode();
+  SPANALLOC_SAMPLE_PATH void *AllocSampling(uint32_t cl);
+  void FreeSampling(void *p, uint32_t cl);
+  SPANALLOC_COLD void FreeSamplingSlow(void *p, uint32_t cl);
+  bool RefillStash(uint32_t cl);
+  void OverflowSampling(uint32_t cl);
+  void ChargeToList(uint32_t cl, uint32_t n);
+  void UnchargeList(uint32_t cl);
+  void ReleaseStash(uint32_t cl, uint32_t n);
+  void FlushSampling();
+  void SalvageStashAfterFork();
+  void GrowLimit(uint32_t cl, uint32_t &max_length);
+  Stash stash_[kNumClasses] = {};
+  SampleCountdown countdown_;
 
   uint64_t max_bytes_ = 0;  // sum of max_length * size
   uint64_t published_bytes_ = 0;  // cached bytes, refreshed in slow paths (read by stats)
