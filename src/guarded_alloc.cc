@@ -136,8 +136,46 @@ void GuardedInit() {
   if (sigaction(SIGSEGV, &sa, &g_previous_segv) == 0) g_enabled = true;
 }
 
+namespace {
+
+// When the quarantine is full, the oldest object in it leaves; if its span
+// has the pages the new object needs, the new object takes it over: the span
+// is inaccessible already, so only the object's own pages are opened (one
+// mprotect instead of three, and no trip through the page heap).
+void *ReuseQuarantined(SampleRecord *r, size_t size) {
+  Length n = GuardedPages(size);
+  SampleRecord *old;
+  {
+    MutexLock l(g_sample_lock);
+    old = g_quarantine_head;
+    if (g_quarantined < kQuarantine || old == nullptr || old->span->npages != n) return nullptr;
+    g_quarantine_head = old->next;
+    if (g_quarantine_head) g_quarantine_head->prev = nullptr; else g_quarantine_tail = nullptr;
+    g_quarantined--;
+  }
+  Span *s = old->span;
+  uintptr_t end = DataEnd(s), p = end - size, first = p & ~(kOsPage - 1);
+  if (!OsProtect(reinterpret_cast<void *>(first), end - first, true)) {
+    ReleaseGuardedSpan(s);
+    DeleteRecord(old);
+    MutexLock l(g_sample_lock);
+    g_guarded--;
+    return nullptr;
+  }
+  r->span = s;
+  r->ptr = p;
+  __atomic_store_n(&s->sample, r, __ATOMIC_RELEASE);
+  DeleteRecord(old);
+  MutexLock l(g_sample_lock);
+  g_placed++;
+  return reinterpret_cast<void *>(p);
+}
+
+}  // namespace
+
 void *PlaceGuarded(SampleRecord *r, size_t size) noexcept {
   if (!g_enabled) return nullptr;
+  if (void *p = ReuseQuarantined(r, size)) return p;
   {
     MutexLock l(g_sample_lock);
     if (g_guarded >= kMaxGuarded) {
