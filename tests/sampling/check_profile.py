@@ -53,7 +53,7 @@ def main():
     ap.add_argument("--program", required=True)
     ap.add_argument("--preload")
     ap.add_argument("--mode", default="exit", choices=["exit", "api", "signal"])
-    ap.add_argument("--rate", type=int, default=65536)
+    ap.add_argument("--rate", type=int, default=16384)
     ap.add_argument("--mib", type=int, default=64)
     ap.add_argument("--tolerance", type=float, default=4.0)
     args = ap.parse_args()
