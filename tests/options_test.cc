@@ -14,7 +14,9 @@ class OptionsTest : public ::testing::Test {
   void SetUp() override { saved_ = g_options; }
   void TearDown() override {
     for (const char *n : {"SPANALLOC_RELEASE_DELAY_MS", "SPANALLOC_FREE_CAP_MB", "SPANALLOC_THREAD_CACHE_KB",
-                          "SPANALLOC_REPORT", "SPANALLOC_CGROUP_LIMIT", "SPANALLOC_CHECKS"})
+                          "SPANALLOC_REPORT", "SPANALLOC_CGROUP_LIMIT", "SPANALLOC_CHECKS", "SPANALLOC_RETAIN",
+                          "SPANALLOC_BACKGROUND", "SPANALLOC_HUGEPAGES", "SPANALLOC_MEMORY_LIMIT",
+                          "MALLOC_TRIM_THRESHOLD_", "MALLOC_TOP_PAD_"})
       unsetenv(n);
     g_options = saved_;
   }
@@ -63,6 +65,54 @@ TEST_F(OptionsTest, BadValuesAreReportedAndIgnored) {
   EXPECT_NE(err.find("SPANALLOC_FREE_CAP_MB=99999999999999999999999"), std::string::npos) << err;
 }
 
+TEST_F(OptionsTest, ByteSizesTakeSuffixes) {
+  uint64_t v = 0;
+  EXPECT_TRUE(ParseBytes("123", &v));
+  EXPECT_EQ(v, 123u);
+  EXPECT_TRUE(ParseBytes("64K", &v));
+  EXPECT_EQ(v, uint64_t{64} << 10);
+  EXPECT_TRUE(ParseBytes("512m", &v));
+  EXPECT_EQ(v, uint64_t{512} << 20);
+  EXPECT_TRUE(ParseBytes("2G", &v));
+  EXPECT_EQ(v, uint64_t{2} << 30);
+  for (const char *bad : {"", "G", "1.5G", "-1", "12T", "lots", "99999999999999999999G"})
+    EXPECT_FALSE(ParseBytes(bad, &v)) << bad;
+}
+
+TEST_F(OptionsTest, MemoryLimitAndItsSource) {
+  setenv("SPANALLOC_MEMORY_LIMIT", "256M", 1);
+  LoadOptions();
+  EXPECT_EQ(g_options.memory_limit_bytes, uint64_t{256} << 20);
+  EXPECT_STREQ(g_options.memory_limit_source, "SPANALLOC_MEMORY_LIMIT");
+  setenv("SPANALLOC_MEMORY_LIMIT", "0", 1);
+  LoadOptions();
+  EXPECT_EQ(g_options.memory_limit_bytes, 0u);
+  unsetenv("SPANALLOC_MEMORY_LIMIT");
+  setenv("SPANALLOC_CGROUP_LIMIT", "0", 1);
+  LoadOptions();
+  EXPECT_EQ(g_options.memory_limit_bytes, 0u);
+  EXPECT_STREQ(g_options.memory_limit_source, "none");
+}
+
+// glibc's knobs: retained bytes = trim threshold + top pad; a negative
+// threshold keeps everything; the environment forms are read at start-up.
+TEST_F(OptionsTest, GlibcTrimThresholdAndTopPad) {
+  setenv("SPANALLOC_RETAIN", "1M", 1);
+  LoadOptions();
+  EXPECT_EQ(RetainBytes(), uint64_t{1} << 20);
+  EXPECT_TRUE(SetGlibcTunable(GlibcTunable::kTopPad, 4096));
+  EXPECT_EQ(RetainBytes(), (uint64_t{1} << 20) + 4096);
+  EXPECT_TRUE(SetGlibcTunable(GlibcTunable::kTrimThreshold, 128 * 1024));
+  EXPECT_EQ(RetainBytes(), uint64_t{128 * 1024 + 4096});
+  EXPECT_TRUE(SetGlibcTunable(GlibcTunable::kTrimThreshold, -1));
+  EXPECT_EQ(RetainBytes(), ~uint64_t{0});
+  EXPECT_FALSE(SetGlibcTunable(GlibcTunable::kTopPad, -5));
+  setenv("MALLOC_TRIM_THRESHOLD_", "65536", 1);
+  setenv("MALLOC_TOP_PAD_", "100", 1);
+  LoadOptions();
+  EXPECT_EQ(RetainBytes(), uint64_t{65536 + 100});
+}
+
 TEST_F(OptionsTest, CgroupLimitCanBeSwitchedOff) {
   setenv("SPANALLOC_CGROUP_LIMIT", "0", 1);
   g_options.cgroup_limit_bytes = 12345;
@@ -82,7 +132,8 @@ TEST_F(OptionsTest, ReportListsEveryOption) {
   close(fd);
   unlink(path);
   for (const char *n : {"SPANALLOC_RELEASE_DELAY_MS", "SPANALLOC_FREE_CAP_MB", "SPANALLOC_THREAD_CACHE_KB",
-                        "SPANALLOC_REPORT", "SPANALLOC_CGROUP_LIMIT"})
+                        "SPANALLOC_REPORT", "SPANALLOC_CGROUP_LIMIT", "SPANALLOC_RETAIN", "SPANALLOC_BACKGROUND",
+                        "SPANALLOC_HUGEPAGES", "SPANALLOC_MEMORY_LIMIT", "memory limit:"})
     EXPECT_NE(std::string(buf).find(n), std::string::npos) << n;
 }
 
