@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # bench.sh [SPARSECP] [RUNS]: sparsecp against GNU cp, on the file system of
-# ${TMPDIR:-/tmp}.
+# ${TMPDIR:-/tmp} (OLD_SPARSECP=path adds a row for another build).
 #   1. the table of tools/sparsecp/README.md: a 1 GiB file with 7 x 64 MiB
 #      of random data (the rest holes), RUNS paired runs (default 11) of
 #      each pair of commands, the order inside a pair alternating, the page
@@ -16,39 +16,41 @@ runs=${2:-11}
 dir=$(mktemp -d "${TMPDIR:-/tmp}/sparsecp-bench.XXXXXX")
 trap 'rm -rf "$dir"' EXIT
 
-now() { date +%s.%N; }
-# seconds CMD...: runs CMD on $dir/src -> $dir/dst; prints its wall time
-# and its CPU time (user + system), in seconds.
-seconds() {
-  rm -f "$dir/dst"
-  sync
-  /usr/bin/time -f "%e %U %S" -o "$dir/t" "$@" "$dir/src" "$dir/dst"
-  cmp -s "$dir/src" "$dir/dst" || { echo "bench.sh: $* made a wrong copy" >&2; exit 1; }
-  awk '{ printf "%.3f %.3f\n", $1, $2 + $3 }' "$dir/t"
-}
-median() { sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
-
-# pair LABEL_A CMD_A -- LABEL_B CMD_B: one row of the table.
-pair() {
-  local la=$1 i ta tb a=() b=()
-  shift
-  while [[ $1 != -- ]]; do a+=("$1"); shift; done
-  shift
-  local lb=$1
-  shift
-  b=("$@")
-  : >"$dir/ta"; : >"$dir/tb"
-  for ((i = 0; i < runs; i++)); do
-    if ((i % 2 == 0)); then ta=$(seconds "${a[@]}"); tb=$(seconds "${b[@]}")
-    else tb=$(seconds "${b[@]}"); ta=$(seconds "${a[@]}"); fi
-    echo "$ta" >>"$dir/ta"; echo "$tb" >>"$dir/tb"
-  done
-  paste "$dir/ta" "$dir/tb" | awk '{ print $1 / $3 }' >"$dir/wall_ratio"
-  paste "$dir/ta" "$dir/tb" | awk '{ print ($4 > 0 ? $2 / $4 : 1) }' >"$dir/cpu_ratio"
-  printf '| `%s` | %.3f s (%.3f s) | `%s` | %.3f s (%.3f s) | x %.2f | x %.2f |\n' "$la" \
-    "$(cut -d' ' -f1 "$dir/ta" | median)" "$(cut -d' ' -f2 "$dir/ta" | median)" "$lb" \
-    "$(cut -d' ' -f1 "$dir/tb" | median)" "$(cut -d' ' -f2 "$dir/tb" | median)" \
-    "$(median <"$dir/wall_ratio")" "$(median <"$dir/cpu_ratio")"
+# pairs RUNS DIR LABEL_A CMD_A LABEL_B CMD_B ...: one table row per pair of
+# commands (each CMD a shell word list, given SRC DST at the end). Python
+# for the clock: wait4's rusage gives CPU time in microseconds.
+pairs() {
+  python3 - "$@" <<'PY'
+import os, shlex, statistics, subprocess, sys, time
+runs, d = int(sys.argv[1]), sys.argv[2]
+src, dst = os.path.join(d, "src"), os.path.join(d, "dst")
+def once(cmd):
+    if os.path.exists(dst):
+        os.unlink(dst)
+    os.sync()
+    t0 = time.monotonic()
+    pid = os.spawnvp(os.P_NOWAIT, cmd[0], cmd + [src, dst])
+    _, status, ru = os.wait4(pid, 0)
+    wall = time.monotonic() - t0
+    if status != 0 or subprocess.call(["cmp", "-s", src, dst]) != 0:
+        sys.exit("bench.sh: %s made a wrong copy" % " ".join(cmd))
+    return wall, ru.ru_utime + ru.ru_stime
+args = sys.argv[3:]
+for i in range(0, len(args), 4):
+    la, a, lb, b = args[i], shlex.split(args[i + 1]), args[i + 2], shlex.split(args[i + 3])
+    ra, rb = [], []
+    for k in range(runs):
+        if k % 2 == 0:
+            ra.append(once(a)); rb.append(once(b))
+        else:
+            rb.append(once(b)); ra.append(once(a))
+    med = lambda xs: statistics.median(xs)
+    wall_ratio = med([x[0] / y[0] for x, y in zip(ra, rb)])
+    cpu_ratio = med([x[1] / y[1] for x, y in zip(ra, rb)])
+    print("| `%s` | %.3f s (%.3f s) | `%s` | %.3f s (%.3f s) | x %.2f | x %.2f |" % (
+        la, med([x[0] for x in ra]), med([x[1] for x in ra]), lb, med([x[0] for x in rb]),
+        med([x[1] for x in rb]), wall_ratio, cpu_ratio), flush=True)
+PY
 }
 
 truncate -s 1G "$dir/src"
@@ -60,12 +62,15 @@ echo "1 GiB, 7 x 64 MiB random data, on $fs ($(uname -r), $(nproc) CPUs), median
 echo
 echo "| sparsecp | wall (CPU) | cp 9.1 | wall (CPU) | wall ratio | CPU ratio |"
 echo "|---|---|---|---|---|---|"
-pair "sparsecp" "$bin" -- "cp --sparse=always" cp --sparse=always
-pair "sparsecp --sparse=always" "$bin" --sparse=always -- "cp --sparse=always" cp --sparse=always
-pair "sparsecp" "$bin" -- "cp" cp
-pair "sparsecp --reflink=never" "$bin" --reflink=never -- "cp --reflink=never" cp --reflink=never
+pairs "$runs" "$dir" \
+  "sparsecp" "$bin" "cp --sparse=always" "cp --sparse=always" \
+  "sparsecp --sparse=always" "$bin --sparse=always" "cp --sparse=always" "cp --sparse=always" \
+  "sparsecp" "$bin" "cp" "cp" \
+  "sparsecp --reflink=never" "$bin --reflink=never" "cp --reflink=never" "cp --reflink=never" \
+  ${OLD_SPARSECP:+"sparsecp before (OLD_SPARSECP)" "$OLD_SPARSECP" "cp --sparse=always" "cp --sparse=always"}
 echo
 
+now() { date +%s.%N; }
 timed() {  # timed LABEL CMD...: prints seconds and the copy's blocks
   local t0 t1
   rm -f "$dir/dst"
