@@ -167,11 +167,6 @@ uint32_t SampleCountdown::Precharge(size_t size, uint32_t want) {
   return uint32_t(k);
 }
 
-void SampleCountdown::Refund(size_t size, uint32_t n) {
-  if (bytes_left_ < kNever) bytes_left_ += int64_t(size) * n;
-  if (allocs_left_ < kNever) allocs_left_ += n;
-}
-
 // ---- records ----------------------------------------------------------------
 
 void LinkRecordLocked(SampleRecord *r) {

@@ -17,23 +17,29 @@
 //     charged to the countdown (pre-charged), and never so many that the
 //     countdown could reach zero among them: the list runs dry where the next
 //     sample falls due. Its max_length is 0, so every free reaches FreeSlow,
-//     which pre-charges the freed object (or, when the countdown has no room,
-//     keeps it uncharged in the class's stash). Objects that leave the cache
-//     unallocated are refunded.
-//   * ThreadCache::AllocSlow charges the one allocation it serves
-//     (SampleCountdown::Charge). When a consumer's countdown crosses zero,
-//     the object is a sample: AllocSampledSmall gives it a span of its own
-//     (state kSampled, class-map entry 0), so its free reaches FreeNotSmall
-//     and FreeSampled, where the profile and guard bookkeeping runs. Then it
-//     pre-charges as many stashed objects as the countdown allows onto the
-//     fast list.
+//     which pre-charges the freed object, or keeps it uncharged in the
+//     class's stash.
+//   * A charge is always charged to the class it is made for. When one
+//     crosses zero -- the object right after a window, a freed object --
+//     the sample belongs to that class (its stash's pending count), and the
+//     class's next AllocSlow takes it. (Giving it to whatever allocation
+//     came next would sample the objects that follow windows too often.)
+//   * ThreadCache::AllocSlow takes a pending sample or charges the one
+//     allocation it serves (SampleCountdown::Charge). A sample gets a span
+//     of its own from AllocSampledSmall (state kSampled, class-map entry 0),
+//     so its free reaches FreeNotSmall and FreeSampled, where the profile
+//     and guard bookkeeping runs. Then AllocSlow charges a window of stashed
+//     objects onto the fast list.
 //   * Large allocations are charged in AllocLarge (SampleLarge); a sampled
 //     large span keeps its state kLarge and carries the record.
 //
-// Charging objects before they are handed out (or refunding them) reorders
-// the byte stream the countdown sees but charges every allocated byte once,
-// so each allocation of s bytes is still sampled with probability
+// So the countdown sees the byte stream in another order, in which each
+// allocation's bytes are charged once and each point falls on a charge of
+// the right size; each allocation of s bytes is sampled with probability
 // 1 - exp(-s / rate), which is what the profile's estimates divide by.
+// Objects charged but never allocated (flushed from a cache) keep their
+// charge: a sample that falls on them is lost, which biases nothing (giving
+// the charge back would keep the next allocations from being sampled).
 // A sample's size is the bytes it holds: its class size, or its span's bytes.
 //
 // Cost with sampling off: one predictable branch in AllocSlow and FreeSlow.
@@ -104,8 +110,6 @@ class SampleCountdown {
     allocs_left_--;
     return true;
   }
-  // Gives back the charge of n pre-charged objects that were not allocated.
-  void Refund(size_t size, uint32_t n);
 
   int64_t bytes_left() const { return bytes_left_; }
   int64_t allocs_left() const { return allocs_left_; }

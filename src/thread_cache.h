@@ -92,11 +92,15 @@ class ThreadCache {
   // countdown_ and its max_length is 0, so that every free reaches FreeSlow;
   // objects not charged wait in stash_[cl], whose max_length limits
   // lists[cl].length + stash_[cl].length as lists[cl].max_length does
-  // otherwise. Links in the stash are plain next pointers.
+  // otherwise. `pending_*`: samples that fell on a charge of this class
+  // (the object after a pre-charged window, or a freed object), not taken
+  // yet: the class's next AllocSlow takes them.
   struct Stash {
     void *head;
     uint32_t length;
     uint32_t max_length;
+    uint16_t pending_profile;
+    uint16_t pending_guard;
   };
   void EnterSamplingMode();
   SPANALLOC_SAMPLE_PATH void *AllocSampling(uint32_t cl);
@@ -104,7 +108,8 @@ class ThreadCache {
   SPANALLOC_COLD void FreeSamplingSlow(void *p, uint32_t cl);
   bool RefillStash(uint32_t cl);
   void OverflowSampling(uint32_t cl);
-  void ChargeToList(uint32_t cl, uint32_t n);
+  void ChargeWindow(uint32_t cl);
+  void ChargePending(uint32_t cl);
   void UnchargeList(uint32_t cl);
   void ReleaseStash(uint32_t cl, uint32_t n);
   void FlushSampling();

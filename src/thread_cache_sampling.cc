@@ -22,10 +22,15 @@ void ThreadCache::EnterSamplingMode() {
   countdown_.Start(NextCountdownSeed() ^ reinterpret_cast<uintptr_t>(this));
 }
 
-// Moves n stashed objects to the fast list; the caller has charged them.
-void ThreadCache::ChargeToList(uint32_t cl, uint32_t n) {
+// Charges as many stashed objects as the countdown allows before its next
+// sample and moves them to the fast list. When the window ends at a sample
+// (not at the stash's end), the charge after it holds the sample: it is the
+// class's, pending until the list runs dry and AllocSlow comes back.
+void ThreadCache::ChargeWindow(uint32_t cl) {
   Stash &st = stash_[cl];
   FreeList &l = lists[cl];
+  uint32_t n = countdown_.Precharge(kClassShape[cl].size, st.length);
+  bool cut = n < st.length;
   for (uint32_t i = 0; i < n; i++) {
     void *p = st.head;
     st.head = CheckedLinkOf(p, cl, "malloc");
@@ -34,9 +39,20 @@ void ThreadCache::ChargeToList(uint32_t cl, uint32_t n) {
     l.head = p;
     l.length++;
   }
+  if (cut) ChargePending(cl);
 }
 
-// Moves the whole fast list back to the stash and refunds its charge.
+// One charge of class cl that holds a sample (the countdown has no room for
+// it): the sample is the class's next allocation from AllocSlow.
+void ThreadCache::ChargePending(uint32_t cl) {
+  Stash &st = stash_[cl];
+  unsigned kinds = countdown_.Charge(kClassShape[cl].size);
+  if ((kinds & kSampleProfile) && st.pending_profile < UINT16_MAX) st.pending_profile++;
+  if ((kinds & kSampleGuard) && st.pending_guard < UINT16_MAX) st.pending_guard++;
+}
+
+// Moves the whole fast list back to the stash; its objects keep their
+// charge (sampler.h says why).
 void ThreadCache::UnchargeList(uint32_t cl) {
   Stash &st = stash_[cl];
   FreeList &l = lists[cl];
@@ -49,7 +65,6 @@ void ThreadCache::UnchargeList(uint32_t cl) {
     st.head = p;
     st.length++;
   }
-  countdown_.Refund(kClassShape[cl].size, n);
 }
 
 void ThreadCache::ReleaseStash(uint32_t cl, uint32_t n) {
@@ -85,24 +100,32 @@ bool ThreadCache::RefillStash(uint32_t cl) {
   return true;
 }
 
-// The fast list is empty: charge this allocation (it may be a sample), take
-// an object, and charge as many more onto the fast list as the countdown
-// allows before its next sample.
+// The fast list is empty: take a pending sample of the class, or charge this
+// allocation (it may be a sample); otherwise take an object, and charge a
+// window of more onto the fast list.
 void *ThreadCache::AllocSampling(uint32_t cl) {
-  size_t size = kClassShape[cl].size;
+  Stash &st = stash_[cl];
   bool busy = tls_sampler_busy;
   if (!busy) {
     HeapProfilePoll();
-    if (unsigned kinds = countdown_.Charge(size)) {
+    unsigned kinds;
+    if (st.pending_profile != 0 || st.pending_guard != 0) {
+      kinds = (st.pending_profile != 0 ? kSampleProfile : 0) | (st.pending_guard != 0 ? kSampleGuard : 0);
+      st.pending_profile -= st.pending_profile != 0;
+      st.pending_guard -= st.pending_guard != 0;
+    } else {
+      kinds = countdown_.Charge(kClassShape[cl].size);
+    }
+    if (kinds != 0) {
       if (void *p = AllocSampledSmall(cl, kinds)) return p;
     }
   }
-  Stash &st = stash_[cl];
   if (st.head == nullptr && !RefillStash(cl)) return nullptr;
   void *p = st.head;
   st.head = CheckedLinkOf(p, cl, "malloc");
   st.length--;
-  if (!busy) ChargeToList(cl, countdown_.Precharge(size, st.length));
+  // No window while samples are pending: the next allocation takes one.
+  if (!busy && st.pending_profile == 0 && st.pending_guard == 0) ChargeWindow(cl);
   *static_cast<LinkWord *>(p) = 0;  // handed out: never reads as a link (free_list.h)
   return p;
 }
@@ -114,26 +137,26 @@ void ThreadCache::FreeSampling(void *p, uint32_t cl) {
   Stash &st = stash_[cl];
   FreeList &l = lists[cl];
   if (SPANALLOC_UNLIKELY(l.length + st.length >= st.max_length || tls_sampler_busy ||
-                         g_profile_requests.load(std::memory_order_relaxed) != 0))
+                         g_profile_requests.load(std::memory_order_relaxed) != 0 ||
+                         !countdown_.PrechargeOne(kClassShape[cl].size)))
     return FreeSamplingSlow(p, cl);
-  if (SPANALLOC_LIKELY(countdown_.PrechargeOne(kClassShape[cl].size))) {
-    SetLink(p, l.head);
-    l.head = p;
-    l.length++;
-  } else {
-    SetLink(p, st.head);
-    st.head = p;
-    st.length++;
-  }
+  SetLink(p, l.head);
+  l.head = p;
+  l.length++;
 }
 
+// A full cache, a profile to write, sampler code on this thread, or a
+// charge that holds a sample (then the sample is the class's, and the object
+// waits uncharged in the stash).
 void ThreadCache::FreeSamplingSlow(void *p, uint32_t cl) {
   Stash &st = stash_[cl];
   FreeList &l = lists[cl];
   bool busy = tls_sampler_busy;
   if (!busy) HeapProfilePoll();
   if (l.length + st.length >= st.max_length) OverflowSampling(cl);
-  if (!busy && countdown_.PrechargeOne(kClassShape[cl].size)) {
+  bool charged = !busy && countdown_.PrechargeOne(kClassShape[cl].size);
+  if (!busy && !charged) ChargePending(cl);
+  if (charged) {
     SetLink(p, l.head);
     l.head = p;
     l.length++;

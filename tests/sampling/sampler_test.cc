@@ -86,12 +86,6 @@ TEST(SampleCountdown, AWindowEndsWhereTheNextSampleFallsDue) {
     // The allocation after the window is a sample of one consumer or the other.
     EXPECT_NE(c.Charge(48), 0u) << "round " << round << " window " << k;
   }
-  // Refunds restore the countdown exactly.
-  int64_t bytes = c.bytes_left(), allocs = c.allocs_left();
-  uint32_t k = c.Precharge(16, 5);
-  c.Refund(16, k);
-  EXPECT_EQ(c.bytes_left(), bytes);
-  EXPECT_EQ(c.allocs_left(), allocs);
 }
 
 TEST(SampleCountdown, AConsumerThatIsOffNeverFires) {
