@@ -19,11 +19,11 @@
 //     sample falls due. Its max_length is 0, so every free reaches FreeSlow,
 //     which pre-charges the freed object, or keeps it uncharged in the
 //     class's stash.
-//   * A charge is always charged to the class it is made for. When one
-//     crosses zero -- the object right after a window, a freed object --
-//     the sample belongs to that class (its stash's pending count), and the
-//     class's next AllocSlow takes it. (Giving it to whatever allocation
-//     came next would sample the objects that follow windows too often.)
+//   * Every charge is for one allocation of one class. When one crosses
+//     zero -- the object right after a window, a freed object -- the sample
+//     belongs to that class (its stash's pending count), and the class's
+//     next AllocSlow takes it. (Giving it to whatever allocation came next
+//     would sample the objects that follow windows too often.)
 //   * ThreadCache::AllocSlow takes a pending sample or charges the one
 //     allocation it serves (SampleCountdown::Charge). A sample gets a span
 //     of its own from AllocSampledSmall (state kSampled, class-map entry 0),
