@@ -1,14 +1,25 @@
 #!/usr/bin/env bash
 # Runs every test: the release build (allocator, tools, bench driver smoke test),
-# then the allocator's internal tests under ASan, UBSan (debug build, with the
+# the real programs and test suites under spanalloc (label real: CPython's
+# regression tests, redis, git, sqlite3, gcc; about 10 min on 2 cores), then
+# the allocator's internal tests under ASan, UBSan (debug build, with the
 # allocator's debug checks) and TSan.
-# Usage: bash scripts/test.sh [--no-sanitizers]
+# Usage: bash scripts/test.sh [--no-sanitizers] [--no-real]
+#   --no-sanitizers  release build only: no ASan/UBSan/TSan builds
+#   --no-real        leave out the real programs and suites (label real)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/deps.sh || exit 1
 jobs=$(nproc)
 sanitizers=(address undefined thread)
-[[ "${1:-}" == "--no-sanitizers" ]] && sanitizers=()
+real=1
+for arg in "$@"; do
+  case $arg in
+    --no-sanitizers) sanitizers=() ;;
+    --no-real) real=0 ;;
+    *) echo "test.sh: unknown option $arg (--no-sanitizers, --no-real)" >&2; exit 2 ;;
+  esac
+done
 
 total_pass=0; total_fail=0; failed_suites=()
 run_ctest() {  # run_ctest BUILD_DIR LABEL [ctest args...]
@@ -34,7 +45,8 @@ build() {  # build DIR cmake-args...
 }
 
 if build build -DCMAKE_BUILD_TYPE=Release; then
-  run_ctest build release
+  run_ctest build release -LE real
+  ((real)) && run_ctest build real -L real
 else
   echo "test.sh: release build failed" >&2; total_fail=$((total_fail + 1)); failed_suites+=("release-build")
 fi
