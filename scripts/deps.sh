@@ -8,7 +8,7 @@ pkgs=(build-essential g++ cmake ninja-build pkg-config libgtest-dev googletest
       libnl-genl-3-dev libnl-3-dev libpam0g-dev libpam-modules passwd expect
       qemu-system-x86 busybox-static cpio btrfs-progs xfsprogs
       google-perftools golang-go
-      libpython3.11-testsuite redis-server redis-tools)
+      clang libclang-rt-14-dev libpython3.11-testsuite redis-server redis-tools)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -3,19 +3,20 @@
 # the real programs and test suites under spanalloc (label real: CPython's
 # regression tests, redis, git, sqlite3, gcc; about 10 min on 2 cores), then
 # the allocator's internal tests under ASan, UBSan (debug build, with the
-# allocator's debug checks) and TSan.
+# allocator's debug checks) and TSan, and the fuzzers (clang's libFuzzer with
+# ASan, a bounded time each; tests/fuzz/README.md).
 # Usage: bash scripts/test.sh [--no-sanitizers] [--no-real]
-#   --no-sanitizers  release build only: no ASan/UBSan/TSan builds
+#   --no-sanitizers  release build only: no ASan/UBSan/TSan builds, no fuzzers
 #   --no-real        leave out the real programs and suites (label real)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/deps.sh || exit 1
 jobs=$(nproc)
 sanitizers=(address undefined thread)
-real=1
+fuzz=1 real=1
 for arg in "$@"; do
   case $arg in
-    --no-sanitizers) sanitizers=() ;;
+    --no-sanitizers) sanitizers=() fuzz=0 ;;
     --no-real) real=0 ;;
     *) echo "test.sh: unknown option $arg (--no-sanitizers, --no-real)" >&2; exit 2 ;;
   esac
@@ -62,6 +63,16 @@ for san in "${sanitizers[@]}"; do
     echo "test.sh: $san build failed" >&2; total_fail=$((total_fail + 1)); failed_suites+=("$san-build")
   fi
 done
+
+if ((fuzz)); then
+  # libFuzzer is clang's: the fuzzers get a build of their own (tests/fuzz).
+  if CC=clang CXX=clang++ build build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSPANALLOC_FUZZ=ON \
+       -DSPANALLOC_SANITIZE=address -DSPANALLOC_BUILD_TOOLS=OFF -DSPANALLOC_BUILD_BENCH=OFF; then
+    run_ctest build-fuzz fuzz -L fuzz
+  else
+    echo "test.sh: fuzz build failed" >&2; total_fail=$((total_fail + 1)); failed_suites+=("fuzz-build")
+  fi
+fi
 
 echo
 ((${#failed_suites[@]})) && echo "failing: ${failed_suites[*]}"

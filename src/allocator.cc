@@ -74,7 +74,11 @@ void EnsureInitialized() noexcept {
   MutexLock l(g_init_lock);
   if (g_init_state.load(std::memory_order_relaxed) == 0) {
     g_init_state.store(1, std::memory_order_relaxed);
+    // Reading options opens files that may not exist: the caller's
+    // allocation succeeds, so it must not see their errno.
+    int saved = errno;
     InitOnce();
+    errno = saved;
   }
 }
 

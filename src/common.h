@@ -42,7 +42,7 @@ inline constexpr size_t kMaxRequest = size_t{1} << 46;
 using PageId = uintptr_t;
 using Length = uintptr_t;
 
-inline constexpr PageId PageOf(const void *p) { return reinterpret_cast<uintptr_t>(p) >> kPageShift; }
+inline PageId PageOf(const void *p) { return reinterpret_cast<uintptr_t>(p) >> kPageShift; }
 inline void *PageAddr(PageId page) { return reinterpret_cast<void *>(page << kPageShift); }
 inline constexpr Length PagesFor(size_t bytes) { return (bytes + kPageSize - 1) >> kPageShift; }
 

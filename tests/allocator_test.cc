@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstring>
 
 #include "page_heap.h"
@@ -31,6 +32,21 @@ bool CheckBytes(const unsigned char *p, size_t n, unsigned seed) {
   for (size_t i = 0; i < n; i += 4096)
     if (p[i] != static_cast<unsigned char>(seed + i / 4096)) return false;
   return p[n - 1] == static_cast<unsigned char>(seed ^ 0x5a);
+}
+
+// Found by tests/fuzz/api_fuzz: the first allocation of a process left the
+// ENOENT of an option file it had looked for. (CTest runs each test in its own
+// process, so this is the process's first allocation.)
+TEST(Init, FirstAllocationKeepsErrno) {
+  errno = 1234;
+  void *p = nullptr;
+  ASSERT_EQ(spanalloc_posix_memalign(&p, 64, 100), 0);
+  EXPECT_EQ(errno, 1234);
+  void *q = spanalloc_malloc(20);
+  EXPECT_EQ(errno, 1234);
+  spanalloc_free(q);
+  spanalloc_free(p);
+  EXPECT_EQ(errno, 1234);
 }
 
 TEST(Realloc, LargeShrinkStaysInPlaceAndFreesTheTail) {

@@ -95,6 +95,31 @@ TEST_F(CentralListTest, EmptySpansReturnToThePageHeap) {
   EXPECT_EQ(g_page_heap.Validate(), nullptr);
 }
 
+// Found by tests/fuzz/api_fuzz: a span object that held a class with many
+// objects (all of its free bits in use) came back for a class with fewer, and
+// kept the old bits past the new class's last object.
+TEST_F(CentralListTest, ReusedSpanKeepsNoFreeBitsOfItsLastClass) {
+  auto churn = [](uint32_t cl) {
+    CentralList &c = g_central[cl];
+    std::vector<void *> objs;
+    for (uint32_t i = 0; i < 3 * kClassShape[cl].objects; i++) {
+      void *h, *t;
+      ASSERT_EQ(c.RemoveRange(&h, &t, 1), 1);
+      objs.push_back(h);
+    }
+    EXPECT_EQ(c.Validate(), nullptr) << "class " << cl;
+    for (void *p : objs) {
+      *static_cast<void **>(p) = nullptr;
+      c.InsertRange(p, 1);
+    }
+    EXPECT_EQ(c.Validate(), nullptr) << "class " << cl;
+  };
+  ASSERT_EQ(kClassShape[1].objects, kMaxObjectsPerSpan);  // every bitmap word
+  churn(1);  // three one-page spans of 1,024 objects back to the page heap
+  for (uint32_t cl = 2; cl < kNumClasses; cl++)
+    if (kClassShape[cl].pages == 1) churn(cl);  // reuse them with fewer objects
+}
+
 TEST_F(CentralListTest, DoubleFreeIntoASpanIsFatal) {
   auto twice = [] {
     const uint32_t cl = 12;
