@@ -143,7 +143,7 @@ void FreeSuspect(void *p, FreeList *list, const char *func) noexcept {
 // valid link (free_list.h).
 bool SmallBlockIsFree(const void *p, uint64_t e) noexcept {
   void *link = LinkOf(p);
-  return MayBeFree(reinterpret_cast<uintptr_t>(link)) && LinkIsValid(link, uint32_t(e & kClassMask));
+  return MayBeFree(reinterpret_cast<uintptr_t>(link)) && LinkIsValid(link, EntryClass(e));
 }
 
 // The span of large block p, or a fatal report of why p is not one: not
@@ -174,7 +174,7 @@ void FreeNotSmall(void *p, const char *func) noexcept {
 size_t UsableSize(const void *p, const char *func, const char *freed_fault) noexcept {
   if (p == nullptr) return 0;
   uint64_t e = ClassEntry(p);
-  if (uint32_t cl = uint32_t(e & kClassMask); cl != 0) {
+  if (uint32_t cl = EntryClass(e); cl != 0) {
     if (!IsObjectStart(p, e)) FatalMisuse(func, p, "invalid pointer", "not the start of an object");
     if (SmallBlockIsFree(p, e)) FatalMisuse(func, p, freed_fault, "already free", ClassSize(cl));
     return ClassSize(cl);
@@ -188,7 +188,7 @@ void CheckSize(const void *p, size_t n, size_t align, const char *func) noexcept
   size_t usable = UsableSize(p, func, "double free");
   uint64_t e = ClassEntry(p);
   bool ok;
-  if (uint32_t cl = uint32_t(e & kClassMask); cl != 0) {
+  if (uint32_t cl = EntryClass(e); cl != 0) {
     ok = n <= usable && (SizeClassOf(n) == cl || 2 * n >= usable ||
                          (align > 8 && align <= kPageSize && SizeClassForAligned(n ? n : 1, align) == cl));
   } else {

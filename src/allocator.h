@@ -30,14 +30,19 @@
 // the page heap is entered once per span (many objects) or per large object.
 //
 // Budget of the fast paths (x86-64, GCC 12, -O2, in libspanalloc.so): malloc
-// 20 instructions with its ret for sizes up to 1 KiB (of which the link check
-// takes 6: decode 2, plausibility 3, clearing the first word 1), free 38
-// (page-map lookup 10, interior-pointer check 7, double-free filter 6);
-// neither takes a lock or calls out. bench/fastpath.sh counts them with callgrind: 67 per
-// malloc+free pair in pattern (a), 72 in (b), with the caller's loop and the
-// calls included (62/67 before the encoded lists; the class lookup by size,
-// one page-map base and slow paths that take the list instead of the class
-// paid back 4 of the 9 the encoding costs).
+// 19 instructions with its ret for sizes up to 1 KiB (the list's offset is
+// one table load; the link check takes 6: decode 2, plausibility 3, clearing
+// the first word 1), free 36 (page-map lookup 10, class and list from the
+// entry 6, interior-pointer check 6, double-free filter 6, length check 3,
+// push and ret 5); neither takes a lock or calls out. bench/fastpath.sh counts them with callgrind: 64 per
+// malloc+free pair in pattern (a), 69 in (b), the caller's loop and the calls
+// included. History: 62/67 before the encoded lists, 71/76 with them alone,
+// 67/72 with the class table by size, one page-map base and slow paths that
+// take the list, 64/69 with list offsets in the size table and in class-map
+// entries. What remains between this and 50 is structural: the two-level
+// page map (a one-level map over a reserved heap range saves ~4), the TLS
+// cache pointer through the GOT (2 per call in a shared library), and the
+// length/max_length pair (1 with a single counter).
 #pragma once
 
 #include <cerrno>
@@ -84,16 +89,20 @@ SPANALLOC_COLD void *FailNoMemory() noexcept;
 // True when p, in a small span with class-map entry e (class != 0), is the
 // start of an object: (p - span start) % size == 0, by the class's magic.
 SPANALLOC_INLINE bool IsObjectStart(const void *p, uint64_t e) {
-  uint64_t off = reinterpret_cast<uintptr_t>(p) - (e & ~kClassMask);
-  uint64_t magic = kClassMagic[e & kClassMask];
+  uint64_t off = reinterpret_cast<uintptr_t>(p) - EntrySpanStart(e);
+  uint64_t magic = kClassMagic[EntryClass(e)];
   return off * magic < magic;
 }
 
-// Pops the head of the class's list. Its link is checked for plausibility
-// (free_list.h) and reported, never followed, when it was overwritten; the
-// object's first word is cleared, so that it never reads as a link.
-SPANALLOC_INLINE void *AllocSmall(uint32_t cl) {
-  FreeList &l = tls_cache->lists[cl];
+// The current thread's list at byte offset list_off (class << 5).
+SPANALLOC_INLINE FreeList &ListAt(uint64_t list_off) {
+  return *reinterpret_cast<FreeList *>(reinterpret_cast<char *>(tls_cache->lists) + list_off);
+}
+
+// Pops the head of list l. Its link is checked for plausibility (free_list.h)
+// and reported, never followed, when it was overwritten; the object's first
+// word is cleared, so that it never reads as a link.
+SPANALLOC_INLINE void *AllocFromList(FreeList &l) {
   void *p = l.head;
   if (SPANALLOC_UNLIKELY(p == nullptr)) return ThreadCache::AllocSlowList(&l);  // sets ENOMEM
   void *next = LinkOf(p);
@@ -107,11 +116,13 @@ SPANALLOC_INLINE void *AllocSmall(uint32_t cl) {
   return p;
 }
 
+SPANALLOC_INLINE void *AllocSmall(uint32_t cl) { return AllocFromList(tls_cache->lists[cl]); }
+
 // Requests above 1 KiB: medium classes or a large span (allocator.cc).
 SPANALLOC_SAMPLE_PATH void *AllocAbove1K(size_t n) noexcept;
 
 SPANALLOC_INLINE void *Alloc(size_t n) {
-  if (SPANALLOC_LIKELY(n <= 1024)) return AllocSmall(kClassOfSmall[n]);
+  if (SPANALLOC_LIKELY(n <= 1024)) return AllocFromList(ListAt(kSmallListOffset[n]));
   return AllocAbove1K(n);
 }
 
@@ -130,10 +141,10 @@ SPANALLOC_COLD void FreeSuspect(void *p, FreeList *l, const char *func) noexcept
 SPANALLOC_INLINE bool MayBeFree(uint64_t decoded) { return (decoded >> 47) == 0; }
 
 SPANALLOC_INLINE void FreeWithEntry(void *p, uint64_t e, const char *func) {
-  uint64_t cl = e & kClassMask;
-  if (SPANALLOC_UNLIKELY(cl == 0)) return FreeNotSmall(p, func);
-  uint64_t off = reinterpret_cast<uintptr_t>(p) - (e & ~kClassMask);
-  FreeList &l = tls_cache->lists[cl];
+  uint64_t list_off = e & kEntryClassBits;
+  if (SPANALLOC_UNLIKELY(list_off == 0)) return FreeNotSmall(p, func);
+  uint64_t off = reinterpret_cast<uintptr_t>(p) + list_off - e;  // p - span start (e's other low bits are 0)
+  FreeList &l = ListAt(list_off);
   if (SPANALLOC_UNLIKELY(off * l.magic >= l.magic)) return FreeMisuse(p, func);
   uint64_t key = LinkKey(p);
   if (SPANALLOC_UNLIKELY(MayBeFree(*static_cast<LinkWord *>(p) ^ key))) return FreeSuspect(p, &l, func);
@@ -151,7 +162,7 @@ SPANALLOC_INLINE void Free(void *p, const char *func = "free") { FreeWithEntry(p
 // and sends n == 0 (free) to the slow path.
 SPANALLOC_INLINE void *Realloc(void *p, size_t n) {
   uint64_t e = ClassEntry(p);
-  if (uint32_t cl = uint32_t(e & kClassMask); cl != 0) {
+  if (uint32_t cl = EntryClass(e); cl != 0) {
     size_t old = ClassSize(cl);
     if (n <= old && n >= old / 2 && IsObjectStart(p, e) && !MayBeFree(*static_cast<const LinkWord *>(p) ^ LinkKey(p)))
       return p;

@@ -43,8 +43,8 @@ bool LinkIsValid(const void *link, uint32_t cl) noexcept {
   if (link == nullptr) return true;
   if (!LinkIsPlausible(link)) return false;
   uint64_t e = ClassEntry(link);
-  if ((e & kClassMask) != cl) return false;
-  uint64_t off = reinterpret_cast<uintptr_t>(link) - (e & ~kClassMask);
+  if (EntryClass(e) != cl) return false;
+  uint64_t off = reinterpret_cast<uintptr_t>(link) - EntrySpanStart(e);
   return off * kClassMagic[cl] < kClassMagic[cl];
 }
 

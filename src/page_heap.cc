@@ -344,7 +344,7 @@ Span *PageHeap::AllocSmall(Length n, uint32_t cl) {
         s->state = SpanState::kSmall;
         s->size_class = uint8_t(cl);
         s->released = false;
-        PageMapSetRange(s->start, s->npages, s, s->start_addr() | cl, true);
+        PageMapSetRange(s->start, s->npages, s, MakeClassEntry(s->start_addr(), cl), true);
         small_span_bytes_ += s->bytes();
         NoteInUseLocked();
         return s;

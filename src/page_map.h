@@ -2,8 +2,8 @@
 //
 // Two radix trees with the same shape (2^17 root slots x 2^18 pages per
 // leaf = 2^35 pages = the 48-bit user address space in 8 KiB pages):
-//   class map -- one 64-bit word per page: (span start address | class) for
-//                pages of small spans, 0 otherwise. This is all free() and
+//   class map -- one 64-bit word per page: (span start address | class << 5)
+//                for pages of small spans, 0 otherwise (MakeClassEntry). This is all free() and
 //                malloc_usable_size() need on their fast path.
 //   span map  -- Span* per page, for the slow paths (large objects,
 //                coalescing, validation).
@@ -46,9 +46,20 @@ extern ClassMap g_class_map __attribute__((visibility("hidden")));
 static_assert(offsetof(ClassMap, zero_leaf) == 0);
 extern std::atomic<SpanLeaf *> g_span_root[size_t{1} << kRootBits];
 
-inline constexpr uint64_t kClassMask = 0xff;
+// A class-map entry: the span's start address (page-aligned) with the class
+// in bits 5..11. class << 5 is also the byte offset of the class's list in a
+// thread cache (thread_cache.h asserts sizeof(FreeList) == 32), so free()
+// finds its list with no shift.
+inline constexpr int kEntryClassShift = 5;
+inline constexpr uint64_t kEntryClassBits = uint64_t{0x7f} << kEntryClassShift;
+static_assert(kEntryClassBits < kPageSize);
+constexpr uint64_t MakeClassEntry(uintptr_t span_start, uint32_t cl) {
+  return span_start | (uint64_t(cl) << kEntryClassShift);
+}
+constexpr uint32_t EntryClass(uint64_t e) { return uint32_t((e & kEntryClassBits) >> kEntryClassShift); }
+constexpr uintptr_t EntrySpanStart(uint64_t e) { return e & ~uint64_t(kPageSize - 1); }
 
-// Fast-path read: (span start | class) of the page holding p, 0 if p is not in
+// Fast-path read: the class-map entry of the page holding p, 0 if p is not in
 // a small span. Pointers at or above 2^48 alias lower pages (the root index is
 // masked); the callers' validation rejects them.
 // A relaxed atomic load of a page-map word (on x86-64 a plain mov). Written as

@@ -16,10 +16,12 @@
 // thread exits.
 #pragma once
 
+#include <array>
 #include <cstdint>
 
 #include "common.h"
 #include "lock.h"
+#include "page_map.h"
 #include "sampler.h"
 #include "size_classes.h"
 
@@ -36,6 +38,15 @@ struct FreeList {
   uint64_t unused;
 };
 static_assert(sizeof(FreeList) == 32);
+static_assert(sizeof(FreeList) == size_t{1} << kEntryClassShift, "class-map entries hold list offsets (page_map.h)");
+
+// Byte offset of the list of requests of n bytes (n <= 1024) in a thread
+// cache: malloc's class and list in one load (2 KiB table).
+inline constexpr std::array<uint16_t, 1025> kSmallListOffset = [] {
+  std::array<uint16_t, 1025> t{};
+  for (size_t n = 0; n <= 1024; n++) t[n] = uint16_t(kClassOfSmall[n] * sizeof(FreeList));
+  return t;
+}();
 
 class ThreadCache {
  public:

@@ -46,8 +46,8 @@ TEST_F(CentralListTest, BatchesHoldDistinctObjectsOfTheClass) {
     EXPECT_EQ(int(unique.size()), batch);
     for (void *p : objs) {
       uint64_t e = ClassEntry(p);
-      ASSERT_EQ(e & kClassMask, cl);
-      EXPECT_EQ((reinterpret_cast<uintptr_t>(p) - (e & ~kClassMask)) % kClassShape[cl].size, 0u);
+      ASSERT_EQ(EntryClass(e), cl);
+      EXPECT_EQ((reinterpret_cast<uintptr_t>(p) - EntrySpanStart(e)) % kClassShape[cl].size, 0u);
     }
     c.InsertRange(head, batch);
     EXPECT_EQ(c.Validate(), nullptr);

@@ -181,7 +181,7 @@ TEST(PageHeap, SmallSpansCarryTheirClassInThePageMap) {
   Span *s = heap.AllocSmall(3, 42);
   ASSERT_NE(s, nullptr);
   EXPECT_EQ(s->state, SpanState::kSmall);
-  for (PageId p = s->start; p < s->start + 3; p++) EXPECT_EQ(ClassEntry(PageAddr(p)), s->start_addr() | 42);
+  for (PageId p = s->start; p < s->start + 3; p++) EXPECT_EQ(ClassEntry(PageAddr(p)), MakeClassEntry(s->start_addr(), 42));
   PageId start = s->start;
   heap.Free(s);
   for (PageId p = start; p < start + 3; p++) EXPECT_EQ(ClassEntry(PageAddr(p)), 0u);

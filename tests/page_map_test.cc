@@ -27,12 +27,12 @@ TEST(PageMap, SetAndReadBack) {
   span.npages = 4;
   for (PageId p = first; p < first + 4; p++) {
     PageMapSetSpan(p, &span);
-    PageMapSetClass(p, span.start_addr() | 7);
+    PageMapSetClass(p, MakeClassEntry(span.start_addr(), 7));
   }
   char *base = static_cast<char *>(mem);
   for (size_t off = 0; off < 4 * kPageSize; off += 1000) {
     EXPECT_EQ(SpanOf(base + off), &span);
-    EXPECT_EQ(ClassEntry(base + off), span.start_addr() | 7);
+    EXPECT_EQ(ClassEntry(base + off), MakeClassEntry(span.start_addr(), 7));
   }
   EXPECT_NE(SpanOf(base + 4 * kPageSize), &span);
   for (PageId p = first; p < first + 4; p++) {
