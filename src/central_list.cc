@@ -101,16 +101,20 @@ void CentralList::ToSpansLocked(void *head, int n) {
   const uint32_t size = kClassShape[cl_].size;
   const uint32_t objects = kClassShape[cl_].objects;
   Span *s = nullptr;
+  void *prev = nullptr;
   for (int i = 0; i < n; i++) {
     void *obj = head;
-    // Every link followed here was checked in full (LinkIsValid): obj is an
+    // The full check of every link (free_list.h), before obj is touched: an
     // object start in a small span of this class.
-    if (i + 1 < n) head = CheckedLinkOf(obj, cl_, "free");
     if (s == nullptr || !s->contains(obj)) s = SpanOf(obj);
-    if (s == nullptr || s->state != SpanState::kSmall || s->size_class != cl_)
-      FatalInternal("central list: object not in a span of its class");
-    uintptr_t off = reinterpret_cast<uintptr_t>(obj) - s->start_addr();
+    uintptr_t off = s != nullptr ? reinterpret_cast<uintptr_t>(obj) - s->start_addr() : 0;
     uint32_t idx = uint32_t(off / size);
+    if (s == nullptr || s->state != SpanState::kSmall || s->size_class != cl_ || off != uint64_t(idx) * size) {
+      if (prev != nullptr) FatalCorruptLink(prev, cl_, "free");
+      FatalInternal("central list: object not in a span of its class");
+    }
+    if (i + 1 < n) head = LinkOf(obj);
+    prev = obj;
     uint64_t bit = uint64_t{1} << (idx % 64);
     if (s->free_bits[idx / 64] & bit) FatalMisuse("free", obj, "double free", "already free in its span", size);
     s->free_bits[idx / 64] |= bit;
@@ -142,11 +146,16 @@ int CentralList::RemoveRange(void **head, void **tail, int n) {
 }
 
 void CentralList::InsertRange(void *head, int n) {
+  void *tail = head;
+  if (n == int(kClassShape[this - g_central].batch))
+    for (int i = 1; i < n; i++) tail = CheckedLinkOf(tail, uint32_t(this - g_central), "free");
+  InsertRange(head, tail, n);
+}
+
+void CentralList::InsertRange(void *head, void *tail, int n) {
   MutexLock l(lock_);
   if (SPANALLOC_UNLIKELY(batch_ == 0)) InitLocked();
   if (n == int(batch_) && nslots_ < max_slots_) {
-    void *tail = head;
-    for (int i = 1; i < n; i++) tail = CheckedLinkOf(tail, cl_, "free");
     slots_[nslots_++] = Batch{head, tail};
     return;
   }

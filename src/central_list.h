@@ -38,7 +38,12 @@ class alignas(64) CentralList {
   // one is there and n > 1; returns how many, linked from *head to *tail
   // (tail's next is null). 0 only when the OS refuses memory.
   int RemoveRange(void **head, void **tail, int n);
-  // Gives back n objects linked from head (null-terminated after n).
+  // Gives back n objects linked from head to tail (tail's link is null).
+  // Links are checked in full where objects go back to their spans; a whole
+  // batch parked in a transfer slot is checked link by link when thread
+  // caches pop it (free_list.h).
+  void InsertRange(void *head, void *tail, int n);
+  // The same, finding the tail by walking (checked) links.
   void InsertRange(void *head, int n);
 
   // Returns every object in the transfer slots to its span; spans whose

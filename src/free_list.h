@@ -27,8 +27,16 @@
 //                                       an implausible one is reported, not followed.
 //   free fast path (allocator.h)     -- plausibility of the freed block's own
 //                                       first word: double-free suspicion.
-//   every slow path that walks links -- full check (LinkIsValid): an object
-//       (refill, flush, central list)   start in a small span of the list's class.
+//   thread-cache flush (thread_cache.cc) -- plausibility of each link walked
+//                                       (a full check there cost the consumer of a
+//                                       producer/consumer pair 2x its instructions).
+//   central list, back to the spans  -- full check of each object before it is
+//                                       touched: an object start in a small span of
+//                                       the class (the span lookup is needed anyway).
+//   refill, pops in the slow path    -- full check (CheckedLinkOf).
+// A batch parked whole in a transfer slot is checked when its objects are
+// popped one by one; a wild link can therefore be followed only if it decodes
+// plausibly (2^-20 for a random overwrite) and is then popped or flushed.
 #pragma once
 
 #include <cstdint>

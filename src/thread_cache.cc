@@ -26,6 +26,13 @@ ThreadCache *g_registry = nullptr;  // g_registry_lock
 uint64_t g_registry_count = 0;      // g_registry_lock
 constinit FixedAlloc<ThreadCache> g_cache_alloc;
 
+// The link of free object slot, reported unless plausible (free_list.h).
+inline void *PlausibleLinkOf(void *slot, uint32_t cl) {
+  void *next = LinkOf(slot);
+  if (SPANALLOC_UNLIKELY(!LinkIsPlausible(next))) FatalCorruptLink(slot, cl, "free");
+  return next;
+}
+
 // Every object handed out has its first word cleared, so that it never reads
 // as a free-list link (free_list.h: how free() finds double frees).
 inline void *HandOut(void *p) {
@@ -105,7 +112,7 @@ void ThreadCache::FreeSlowUnsampled(ThreadCache *tc, void *p, uint32_t cl) {
   if (tc == &g_empty_cache) {
     if (tls_state == 2 || (tc = CreateForCurrentThread()) == nullptr) {
       SetLink(p, nullptr);
-      g_central[cl].InsertRange(p, 1);
+      g_central[cl].InsertRange(p, p, 1);
       return;
     }
   }
@@ -161,11 +168,13 @@ void ThreadCache::ReleaseToCentral(uint32_t cl, uint32_t n) {
   if (n == 0) return;
   void *head = l.head;
   void *last = head;
-  for (uint32_t i = 1; i < n; i++) last = CheckedLinkOf(last, cl, "free");
-  l.head = CheckedLinkOf(last, cl, "free");
+  // Links are checked for plausibility here (as malloc does) and in full
+  // where the central list returns objects to their spans.
+  for (uint32_t i = 1; i < n; i++) last = PlausibleLinkOf(last, cl);
+  l.head = PlausibleLinkOf(last, cl);
   l.length -= n;
   SetLink(last, nullptr);
-  g_central[cl].InsertRange(head, int(n));
+  g_central[cl].InsertRange(head, last, int(n));
 }
 
 // The list is full. Below one batch, a thread that frees more than it

@@ -133,6 +133,28 @@ TEST_F(CentralListTest, DoubleFreeIntoASpanIsFatal) {
   EXPECT_DEATH(twice(), "spanalloc: double free of 0x[0-9a-f]+ \\(free: [0-9]+-byte block, already free in its span\\)");
 }
 
+TEST_F(CentralListTest, CorruptedLinkIsReportedBeforeTheSpanIsTouched) {
+  // Objects going back to their spans are checked in full: a link that
+  // decodes plausibly but points inside an object is reported, naming the
+  // object whose link it was.
+  auto corrupt = [](int which) {
+    const uint32_t cl = 14;
+    std::vector<void *> objs;
+    for (int i = 0; i < 3; i++) {
+      void *h, *t;
+      g_central[cl].RemoveRange(&h, &t, 1);
+      objs.push_back(h);
+    }
+    Link(objs, 0, 3);
+    char *bad = static_cast<char *>(objs[2]) + (which == 0 ? 8 : 0);
+    static char not_heap[64];
+    SetLink(objs[1], which == 0 ? static_cast<void *>(bad) : static_cast<void *>(not_heap + 16));
+    g_central[cl].InsertRange(objs[0], objs[2], 3);
+  };
+  EXPECT_DEATH(corrupt(0), "spanalloc: free-list corruption of 0x[0-9a-f]+ \\(free: [0-9]+-byte block, free, its link overwritten");
+  EXPECT_DEATH(corrupt(1), "spanalloc: free-list corruption of 0x[0-9a-f]+ \\(free: [0-9]+-byte block");
+}
+
 TEST_F(CentralListTest, ConcurrentRemoveAndInsert) {
   const uint32_t cl = 6;
   std::vector<std::thread> threads;
