@@ -292,7 +292,7 @@ class Model {
     uint64_t large = 0, small = 0;
     for (const Block &b : slots_) {
       if (b.p == nullptr) continue;
-      (spanalloc::ClassEntry(b.p) & spanalloc::kClassMask ? small : large) += b.usable;
+      (spanalloc::EntryClass(spanalloc::ClassEntry(b.p)) != 0 ? small : large) += b.usable;
     }
     CHECK(s.in_use_large == large, nullptr, s.in_use_large, large);
     CHECK(s.in_use_small >= small, nullptr, s.in_use_small, small);
