@@ -14,7 +14,7 @@
 #include "sampler.h"
 #include "scavenger.h"
 #include "spanalloc.h"
-#include "stats.h"
+#include "report.h"
 
 namespace spanalloc {
 
@@ -63,7 +63,7 @@ void InitOnce() {
   g_init_state.store(2, std::memory_order_release);
   g_thread_key_ok = pthread_key_create(&g_thread_key, ThreadExit) == 0;
   pthread_atfork(ForkPrepare, ForkParent, ForkChild);
-  InitStats();
+  InitReport();
   SamplerStart();
 }
 

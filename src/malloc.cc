@@ -8,7 +8,8 @@
 
 #include "allocator.h"
 #include "options.h"
-#include "stats.h"
+#include "report.h"
+#include "spanalloc.h"
 
 using namespace spanalloc;
 
@@ -96,7 +97,18 @@ SPANALLOC_EXPORT void free_aligned_sized(void *p, size_t align, size_t n) noexce
 
 SPANALLOC_EXPORT int malloc_trim(size_t) noexcept { return spanalloc_release_free_memory() > 0; }
 
-SPANALLOC_EXPORT void malloc_stats(void) noexcept { PrintReport(STDERR_FILENO); }
+SPANALLOC_EXPORT void malloc_stats(void) noexcept {
+  EnsureInitialized();
+  PrintReport(STDERR_FILENO);
+}
+
+// glibc's XML (see report.h); glibc accepts no options yet and answers any
+// with EINVAL, as its return value.
+SPANALLOC_EXPORT int malloc_info(int options, FILE *fp) noexcept {
+  if (options != 0) return EINVAL;
+  EnsureInitialized();
+  return PrintMallocInfo(fp);
+}
 
 // glibc's tunables with a spanalloc meaning: M_TRIM_THRESHOLD and M_TOP_PAD
 // set the free memory the page heap retains past the release delay

@@ -16,7 +16,8 @@ constinit Options g_options = {
     /*release_delay_ms=*/1000,
     /*free_cap_bytes=*/uint64_t{64} << 20,
     /*thread_cache_bytes=*/uint64_t{4} << 20,
-    /*report_at_exit=*/false,
+    /*report=*/ReportFormat::kNone,
+    /*report_file=*/"",
     /*cgroup_aware=*/true,
     /*full_checks=*/false,
     /*background=*/true,
@@ -31,8 +32,13 @@ constinit Options g_options = {
 
 namespace {
 
-// kChecks: the word "default" (false) or "full" (true).
-enum class Kind { kUnsigned, kBool, kChecks, kBytes };
+// kUnsigned: uint64_t field, value times scale, within [min, max].
+// kBool: bool field, 0 or 1.
+// kBytes: uint64_t field, bytes with an optional K, M or G suffix.
+// kChoice: one-byte field (an enum, or a bool for two choices), the index
+//          of the value in choices.
+// kPath: char[kReportPathMax] field, any non-empty text that fits.
+enum class Kind { kUnsigned, kBool, kBytes, kChoice, kPath };
 
 struct OptionSpec {
   const char *name;
@@ -41,7 +47,13 @@ struct OptionSpec {
   uint64_t min, max;
   void *field;
   const char *meaning;
+  const char *const *choices = nullptr;  // kChoice: the accepted spellings
 };
+
+constexpr const char *kReportChoices[] = {"0", "1", "json", nullptr};
+static_assert(sizeof(ReportFormat) == 1);
+constexpr const char *kChecksChoices[] = {"default", "full", nullptr};  // full_checks = index
+static_assert(sizeof(bool) == 1);
 
 const OptionSpec kOptions[] = {
     {"SPANALLOC_RELEASE_DELAY_MS", Kind::kUnsigned, 1, 0, 3600 * 1000, &g_options.release_delay_ms,
@@ -58,12 +70,14 @@ const OptionSpec kOptions[] = {
      "soft memory limit (bytes, K/M/G; 0: none); near it all free memory goes back before the heap grows; unset: cgroup"},
     {"SPANALLOC_THREAD_CACHE_KB", Kind::kUnsigned, 1024, 64, uint64_t{1} << 20, &g_options.thread_cache_bytes,
      "most bytes of free objects one thread's cache may hold (KiB)"},
-    {"SPANALLOC_REPORT", Kind::kBool, 1, 0, 1, &g_options.report_at_exit,
-     "1: print the allocator report to stderr at exit"},
+    {"SPANALLOC_REPORT", Kind::kChoice, 1, 0, 2, &g_options.report,
+     "1: write the allocator report at exit, as text; json: as JSON", kReportChoices},
+    {"SPANALLOC_REPORT_FILE", Kind::kPath, 1, 0, 0, &g_options.report_file,
+     "the exit report goes to this file (created then; %p: the process id), not stderr"},
     {"SPANALLOC_CGROUP_LIMIT", Kind::kBool, 1, 0, 1, &g_options.cgroup_aware,
      "1: without SPANALLOC_MEMORY_LIMIT, the cgroup's memory limit is the limit"},
-    {"SPANALLOC_CHECKS", Kind::kChecks, 1, 0, 1, &g_options.full_checks,
-     "full: also check the size given to sized delete (default: only checks free of cost)"},
+    {"SPANALLOC_CHECKS", Kind::kChoice, 1, 0, 1, &g_options.full_checks,
+     "full: also check the size given to sized delete (default: only checks free of cost)", kChecksChoices},
     {"SPANALLOC_PROFILE_RATE", Kind::kUnsigned, 1, 0, uint64_t{1} << 40, &g_options.profile_rate_bytes,
      "with SPANALLOC_PROFILE=PATH: mean bytes allocated between heap-profile samples (0: none)"},
     {"SPANALLOC_GUARD_SAMPLE", Kind::kUnsigned, 1, 0, uint64_t{1} << 40, &g_options.guard_sample,
@@ -72,7 +86,10 @@ const OptionSpec kOptions[] = {
 
 void Warn(const char *name, const char *value, const char *why) {
   char line[256];
-  snprintf(line, sizeof line, "spanalloc: ignoring %s=%s: %s\n", name, value, why);
+  // A long value is cut, so that the reason and the newline always fit.
+  int max = 96;
+  snprintf(line, sizeof line, "spanalloc: ignoring %s=%.*s%s: %s\n", name, max, value,
+           strlen(value) > size_t(max) ? "..." : "", why);
   WriteStderr(line);
 }
 
@@ -169,6 +186,34 @@ void ApplyGlibcTunables() {
   __atomic_store_n(&g_options.retain_bytes, retain, __ATOMIC_RELAXED);
 }
 
+// Reads one option that is not a number; false (and a warning) if v is bad.
+bool LoadText(const OptionSpec &o, const char *v) {
+  if (o.kind == Kind::kPath) {
+    size_t len = strlen(v);
+    if (len == 0 || len >= kReportPathMax) {
+      Warn(o.name, v, len == 0 ? "expected a path" : "path too long");
+      return false;
+    }
+    memcpy(o.field, v, len + 1);
+    return true;
+  }
+  for (int i = 0; o.choices[i]; i++) {
+    if (strcmp(v, o.choices[i]) == 0) {
+      *static_cast<uint8_t *>(o.field) = uint8_t(i);
+      return true;
+    }
+  }
+  // "expected a or b", "expected a, b or c"
+  char why[96];
+  int pos = snprintf(why, sizeof why, "expected");
+  for (int i = 0; o.choices[i] && pos > 0 && size_t(pos) < sizeof why; i++) {
+    const char *sep = i == 0 ? " " : o.choices[i + 1] ? ", " : " or ";
+    pos += snprintf(why + pos, sizeof why - size_t(pos), "%s%s", sep, o.choices[i]);
+  }
+  Warn(o.name, v, why);
+  return false;
+}
+
 }  // namespace
 
 bool ParseBytes(const char *s, uint64_t *out) {
@@ -213,11 +258,8 @@ void LoadOptions() {
   for (const OptionSpec &o : kOptions) {
     const char *v = getenv(o.name);
     if (v == nullptr) continue;
-    if (o.kind == Kind::kChecks) {
-      if (strcmp(v, "default") == 0 || strcmp(v, "full") == 0)
-        *static_cast<bool *>(o.field) = strcmp(v, "full") == 0;
-      else
-        Warn(o.name, v, "expected default or full");
+    if (o.kind == Kind::kChoice || o.kind == Kind::kPath) {
+      LoadText(o, v);
       continue;
     }
     uint64_t x;
@@ -265,20 +307,40 @@ void LoadOptions() {
   }
 }
 
-void PrintOptions(int fd) {
-  char line[320];
+void ForEachOption(void (*fn)(const OptionValue &v, void *ctx), void *ctx) {
   for (const OptionSpec &o : kOptions) {
-    if (o.kind == Kind::kChecks) {
-      int n = snprintf(line, sizeof line, "  %-28s %10s  %s\n", o.name, *static_cast<bool *>(o.field) ? "full" : "default",
-                       o.meaning);
-      if (n > 0 && write(fd, line, size_t(n) < sizeof line ? size_t(n) : sizeof line - 1) < 0) return;
-      continue;
+    OptionValue v = {o.name, o.meaning, 0, nullptr};
+    switch (o.kind) {
+      case Kind::kUnsigned:
+      case Kind::kBytes:
+        v.number = *static_cast<uint64_t *>(o.field) / o.scale;
+        break;
+      case Kind::kBool:
+        v.number = *static_cast<bool *>(o.field);
+        break;
+      case Kind::kChoice:
+        v.text = o.choices[*static_cast<uint8_t *>(o.field)];
+        break;
+      case Kind::kPath:
+        v.text = static_cast<const char *>(o.field);
+        break;
     }
-    unsigned long long value = o.kind == Kind::kBool ? *static_cast<bool *>(o.field)
-                                                     : *static_cast<uint64_t *>(o.field) / o.scale;
-    int n = snprintf(line, sizeof line, "  %-28s %10llu  %s\n", o.name, value, o.meaning);
-    if (n > 0 && write(fd, line, size_t(n) < sizeof line ? size_t(n) : sizeof line - 1) < 0) return;
+    fn(v, ctx);
   }
+}
+
+void PrintOptions(int fd) {
+  ForEachOption(
+      [](const OptionValue &v, void *ctx) {
+        char line[2 * kReportPathMax];
+        int n = v.text ? snprintf(line, sizeof line, "  %-28s %10s  %s\n", v.name, v.text[0] ? v.text : "-", v.meaning)
+                       : snprintf(line, sizeof line, "  %-28s %10llu  %s\n", v.name, (unsigned long long)v.number,
+                                  v.meaning);
+        if (n > 0 && write(*static_cast<int *>(ctx), line, size_t(n) < sizeof line ? size_t(n) : sizeof line - 1) < 0)
+          return;
+      },
+      &fd);
+  char line[320];
   int n;
   if (g_options.memory_limit_bytes)
     n = snprintf(line, sizeof line, "  memory limit: %.1f MiB (from %s)\n",

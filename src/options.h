@@ -3,16 +3,24 @@
 // reported on stderr in one line and the default is kept.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 
 namespace spanalloc {
 
+// What the exit report is written as (SPANALLOC_REPORT: 0, 1, json).
+enum class ReportFormat : uint8_t { kNone, kText, kJson };
+
+// Longest SPANALLOC_REPORT_FILE accepted, terminating zero included.
+inline constexpr size_t kReportPathMax = 1024;
+
 struct Options {
-  uint64_t release_delay_ms;    // SPANALLOC_RELEASE_DELAY_MS
-  uint64_t free_cap_bytes;      // SPANALLOC_FREE_CAP_MB
-  uint64_t thread_cache_bytes;  // SPANALLOC_THREAD_CACHE_KB
-  bool report_at_exit;          // SPANALLOC_REPORT
-  bool cgroup_aware;            // SPANALLOC_CGROUP_LIMIT
+  uint64_t release_delay_ms;         // SPANALLOC_RELEASE_DELAY_MS
+  uint64_t free_cap_bytes;           // SPANALLOC_FREE_CAP_MB
+  uint64_t thread_cache_bytes;       // SPANALLOC_THREAD_CACHE_KB
+  ReportFormat report;               // SPANALLOC_REPORT
+  char report_file[kReportPathMax];  // SPANALLOC_REPORT_FILE ("" = stderr)
+  bool cgroup_aware;                 // SPANALLOC_CGROUP_LIMIT
   bool full_checks;             // SPANALLOC_CHECKS=full (default: "default")
   bool background;              // SPANALLOC_BACKGROUND: the background release thread may start
   bool hugepages;               // SPANALLOC_HUGEPAGES: MADV_HUGEPAGE, 2 MiB-aligned growth and release
@@ -50,6 +58,16 @@ bool ParseBytes(const char *s, uint64_t *out);
 
 // Parses the environment into g_options. Never allocates.
 void LoadOptions();
+// One option with its current value, as the environment would spell it:
+// a number, or text (text == nullptr for numbers).
+struct OptionValue {
+  const char *name;
+  const char *meaning;
+  uint64_t number;
+  const char *text;
+};
+// Calls fn for every option of the table, in table order.
+void ForEachOption(void (*fn)(const OptionValue &v, void *ctx), void *ctx);
 // Writes the option table with current values to fd, then the memory limit
 // in force and its source.
 void PrintOptions(int fd);

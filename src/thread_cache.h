@@ -82,6 +82,8 @@ class ThreadCache {
 
   // Statistics: caches alive and bytes cached (as of each cache's last slow path).
   static void RegistryStats(uint64_t *caches, uint64_t *bytes);
+  // Refreshes this cache's figure for RegistryStats (its own thread only).
+  void PublishBytes();
 
   // This thread's sampling countdowns (sampler.h).
   SampleCountdown &countdown() { return countdown_; }
@@ -93,7 +95,6 @@ class ThreadCache {
   void *Refill(uint32_t cl);
   void Overflow(uint32_t cl);
   void ReleaseToCentral(uint32_t cl, uint32_t n);
-  void PublishBytes();
   void SalvageAfterFork();
   void UnregisterLocked();
   static ThreadCache *CreateForCurrentThread();

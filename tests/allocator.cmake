@@ -16,7 +16,8 @@ set(SPANALLOC_INTERNAL_TESTS
 
 foreach(t ${SPANALLOC_INTERNAL_TESTS})
   add_executable(${t} ${t}.cc $<TARGET_OBJECTS:spanalloc_core>)
-  target_include_directories(${t} PRIVATE ${CMAKE_SOURCE_DIR}/src ${CMAKE_SOURCE_DIR}/include)
+  target_include_directories(${t} PRIVATE ${CMAKE_SOURCE_DIR}/src ${CMAKE_SOURCE_DIR}/include
+      ${CMAKE_BINARY_DIR}/include)
   target_link_libraries(${t} PRIVATE GTest::gtest GTest::gtest_main pthread)
   if(SPANALLOC_SANITIZE)
     target_compile_options(${t} PRIVATE -fsanitize=${SPANALLOC_SANITIZE} -fno-omit-frame-pointer)

@@ -14,8 +14,8 @@ class OptionsTest : public ::testing::Test {
   void SetUp() override { saved_ = g_options; }
   void TearDown() override {
     for (const char *n : {"SPANALLOC_RELEASE_DELAY_MS", "SPANALLOC_FREE_CAP_MB", "SPANALLOC_THREAD_CACHE_KB",
-                          "SPANALLOC_REPORT", "SPANALLOC_CGROUP_LIMIT", "SPANALLOC_CHECKS", "SPANALLOC_RETAIN",
-                          "SPANALLOC_BACKGROUND", "SPANALLOC_HUGEPAGES", "SPANALLOC_MEMORY_LIMIT",
+                          "SPANALLOC_REPORT", "SPANALLOC_REPORT_FILE", "SPANALLOC_CGROUP_LIMIT", "SPANALLOC_CHECKS",
+                          "SPANALLOC_RETAIN", "SPANALLOC_BACKGROUND", "SPANALLOC_HUGEPAGES", "SPANALLOC_MEMORY_LIMIT",
                           "MALLOC_TRIM_THRESHOLD_", "MALLOC_TOP_PAD_"})
       unsetenv(n);
     g_options = saved_;
@@ -32,7 +32,35 @@ TEST_F(OptionsTest, ReadsValidSettings) {
   EXPECT_EQ(g_options.release_delay_ms, 250u);
   EXPECT_EQ(g_options.free_cap_bytes, uint64_t{8} << 20);
   EXPECT_EQ(g_options.thread_cache_bytes, uint64_t{512} << 10);
-  EXPECT_TRUE(g_options.report_at_exit);
+  EXPECT_EQ(g_options.report, ReportFormat::kText);
+}
+
+TEST_F(OptionsTest, ReportTakesTextJsonAndAFile) {
+  setenv("SPANALLOC_REPORT", "json", 1);
+  setenv("SPANALLOC_REPORT_FILE", "/tmp/report-%p.json", 1);
+  LoadOptions();
+  EXPECT_EQ(g_options.report, ReportFormat::kJson);
+  EXPECT_STREQ(g_options.report_file, "/tmp/report-%p.json");
+  setenv("SPANALLOC_REPORT", "0", 1);
+  LoadOptions();
+  EXPECT_EQ(g_options.report, ReportFormat::kNone);
+}
+
+TEST_F(OptionsTest, BadReportValuesWarnOnceAndKeepTheDefault) {
+  g_options.report = ReportFormat::kNone;
+  setenv("SPANALLOC_REPORT", "yes", 1);
+  setenv("SPANALLOC_REPORT_FILE", std::string(5000, 'x').c_str(), 1);
+  testing::internal::CaptureStderr();
+  LoadOptions();
+  std::string err = testing::internal::GetCapturedStderr();
+  EXPECT_EQ(g_options.report, ReportFormat::kNone);
+  EXPECT_EQ(g_options.report_file[0], '\0');
+  EXPECT_NE(err.find("spanalloc: ignoring SPANALLOC_REPORT=yes: expected 0, 1 or json\n"), std::string::npos) << err;
+  EXPECT_NE(err.find("SPANALLOC_REPORT_FILE="), std::string::npos) << err;
+  EXPECT_NE(err.find("path too long"), std::string::npos) << err;
+  size_t lines = 0;
+  for (char c : err) lines += c == '\n';
+  EXPECT_EQ(lines, 2u) << err;
 }
 
 TEST_F(OptionsTest, ChecksLevel) {
@@ -47,13 +75,14 @@ TEST_F(OptionsTest, ChecksLevel) {
   LoadOptions();
   std::string err = testing::internal::GetCapturedStderr();
   EXPECT_FALSE(g_options.full_checks);
-  EXPECT_NE(err.find("spanalloc: ignoring SPANALLOC_CHECKS=paranoid: expected default or full"), std::string::npos) << err;
+  EXPECT_NE(err.find("spanalloc: ignoring SPANALLOC_CHECKS=paranoid: expected default or full"), std::string::npos)
+      << err;
 }
 
 TEST_F(OptionsTest, BadValuesAreReportedAndIgnored) {
   uint64_t delay = g_options.release_delay_ms, cache = g_options.thread_cache_bytes;
   setenv("SPANALLOC_RELEASE_DELAY_MS", "soon", 1);
-  setenv("SPANALLOC_THREAD_CACHE_KB", "1", 1);  // below the minimum
+  setenv("SPANALLOC_THREAD_CACHE_KB", "1", 1);                    // below the minimum
   setenv("SPANALLOC_FREE_CAP_MB", "99999999999999999999999", 1);  // overflows
   testing::internal::CaptureStderr();
   LoadOptions();
@@ -132,8 +161,8 @@ TEST_F(OptionsTest, ReportListsEveryOption) {
   close(fd);
   unlink(path);
   for (const char *n : {"SPANALLOC_RELEASE_DELAY_MS", "SPANALLOC_FREE_CAP_MB", "SPANALLOC_THREAD_CACHE_KB",
-                        "SPANALLOC_REPORT", "SPANALLOC_CGROUP_LIMIT", "SPANALLOC_RETAIN", "SPANALLOC_BACKGROUND",
-                        "SPANALLOC_HUGEPAGES", "SPANALLOC_MEMORY_LIMIT", "memory limit:"})
+                        "SPANALLOC_REPORT", "SPANALLOC_REPORT_FILE", "SPANALLOC_CGROUP_LIMIT", "SPANALLOC_RETAIN",
+                        "SPANALLOC_BACKGROUND", "SPANALLOC_HUGEPAGES", "SPANALLOC_MEMORY_LIMIT", "memory limit:"})
     EXPECT_NE(std::string(buf).find(n), std::string::npos) << n;
 }
 
