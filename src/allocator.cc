@@ -1,8 +1,8 @@
-// Initialisation, large objects, the compound operations (realloc, calloc,
-// aligned allocation), fork safety and the spanalloc_* API.
+// Large objects, the compound operations (realloc, calloc, aligned
+// allocation) and the spanalloc_* API. Start-up, thread exit and fork are
+// lifecycle.cc's.
 #include "allocator.h"
 
-#include <pthread.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -17,79 +17,6 @@
 #include "report.h"
 
 namespace spanalloc {
-
-namespace {
-
-// 0 = not started, 1 = in progress (by the thread in g_init_thread), 2 = done.
-constinit std::atomic<int> g_init_state{0};
-constinit Mutex g_init_lock;
-pthread_key_t g_thread_key;
-bool g_thread_key_ok = false;
-
-void ThreadExit(void *) { ThreadCache::DestroyCurrent(); }
-
-// fork(): take every lock in rank order (lock.h) so the child inherits the
-// heap in a consistent state, then release (parent) or reset (child).
-void ForkPrepare() {
-  ThreadCache::LockRegistry();
-  for (uint32_t cl = 1; cl < kNumClasses; cl++) g_central[cl].lock().Lock();
-  g_page_heap.lock().Lock();
-  g_page_heap.span_alloc().lock().Lock();
-  SamplerForkPrepare();
-}
-void ForkParent() {
-  SamplerForkParent();
-  g_page_heap.span_alloc().lock().Unlock();
-  g_page_heap.lock().Unlock();
-  for (uint32_t cl = kNumClasses - 1; cl >= 1; cl--) g_central[cl].lock().Unlock();
-  ThreadCache::UnlockRegistry();
-}
-void ForkChild() {
-  SamplerForkChild();
-  g_page_heap.span_alloc().lock().ResetAfterFork();
-  g_page_heap.lock().ResetAfterFork();
-  for (uint32_t cl = 1; cl < kNumClasses; cl++) g_central[cl].lock().ResetAfterFork();
-  ThreadCache::AfterForkChild();
-  g_page_heap.AfterForkChild();
-  g_scavenger.AfterForkChild();
-}
-
-void InitOnce() {
-  InitLinkSecret();
-  LoadOptions();
-  SamplerConfigure();  // before any thread cache exists
-  // The heap works from here on: what follows may allocate (glibc's
-  // pthread_atfork can), and those calls must find it ready.
-  g_init_state.store(2, std::memory_order_release);
-  g_thread_key_ok = pthread_key_create(&g_thread_key, ThreadExit) == 0;
-  pthread_atfork(ForkPrepare, ForkParent, ForkChild);
-  InitReport();
-  SamplerStart();
-}
-
-}  // namespace
-
-void EnsureInitialized() noexcept {
-  if (SPANALLOC_LIKELY(g_init_state.load(std::memory_order_acquire) == 2)) return;
-  MutexLock l(g_init_lock);
-  if (g_init_state.load(std::memory_order_relaxed) == 0) {
-    g_init_state.store(1, std::memory_order_relaxed);
-    // Reading options opens files that may not exist: the caller's
-    // allocation succeeds, so it must not see their errno.
-    int saved = errno;
-    InitOnce();
-    errno = saved;
-  }
-}
-
-void RegisterThreadExit(ThreadCache *tc) {
-  if (g_thread_key_ok) pthread_setspecific(g_thread_key, tc);
-}
-
-void *FailNoMemory() noexcept {
-  errno = ENOMEM;
-  return nullptr;
-}
 
 void *AllocAbove1K(size_t n) noexcept {
   if (n <= kMaxSmallSize) return AllocSmall(kMediumIndex[(n - 1024 + 127) >> 7]);

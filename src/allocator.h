@@ -50,18 +50,13 @@
 #include <cstdint>
 
 #include "common.h"
+#include "lifecycle.h"
 #include "free_list.h"
 #include "page_map.h"
 #include "size_classes.h"
 #include "thread_cache.h"
 
 namespace spanalloc {
-
-class ThreadCache;
-
-void EnsureInitialized() noexcept;
-// Arranges for ThreadCache::DestroyCurrent to run when the thread exits.
-void RegisterThreadExit(ThreadCache *tc);
 
 // Large blocks from this size up are moved with mremap by realloc, not copied.
 inline constexpr size_t kRemapBytes = size_t{1} << 20;
@@ -82,7 +77,6 @@ void FreeSized(void *p, size_t n, size_t align = 0, const char *func = "free_siz
 // p could have been requested with: malloc/new of n, an aligned allocation,
 // or a realloc to n that kept the block.
 void CheckSize(const void *p, size_t n, size_t align, const char *func) noexcept;
-SPANALLOC_COLD void *FailNoMemory() noexcept;
 
 // ---- fast paths ---------------------------------------------------------
 

@@ -1,6 +1,6 @@
 // Central list (Go's mcentral): one per size class, shared by all threads.
 //
-// Two stores of free objects, both behind lock_ (lock.h, rank 2):
+// Two stores of free objects, both behind lock_ (lock.h, rank kCentral):
 //   transfer slots -- whole batches (exactly kClassShape[cl].batch objects,
 //                     linked through their first word) as thread caches
 //                     flushed them; a flush or a refill of a full batch is
@@ -68,7 +68,7 @@ class alignas(64) CentralList {
   void LinkSpanLocked(Span *s);
   void UnlinkSpanLocked(Span *s);
 
-  Mutex lock_;
+  Mutex lock_{LockRank::kCentral};
   // Protected by lock_:
   uint32_t cl_ = 0;
   uint32_t batch_ = 0;

@@ -4,6 +4,7 @@
 
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdlib>
 #include <cstring>
 
@@ -78,6 +79,11 @@ void FatalInternal(const char *what) noexcept {
   WriteStderr(what);
   WriteStderr("\n");
   abort();
+}
+
+void *FailNoMemory() noexcept {
+  errno = ENOMEM;
+  return nullptr;
 }
 
 }  // namespace spanalloc

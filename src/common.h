@@ -56,6 +56,8 @@ inline constexpr size_t kNoValue = ~size_t{0};
 [[noreturn]] void FatalMisuse(const char *func, const void *ptr, const char *fault, const char *detail = nullptr,
                               size_t block_size = 0, size_t given = kNoValue) noexcept;
 [[noreturn]] void FatalInternal(const char *what) noexcept;
+// Sets errno to ENOMEM and returns nullptr: every allocation that fails.
+SPANALLOC_COLD void *FailNoMemory() noexcept;
 // Writes a message to stderr without allocating.
 void WriteStderr(const char *msg);
 

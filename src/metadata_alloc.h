@@ -30,7 +30,7 @@ class FixedAllocBase {
   // (malloc_trim only).
   size_t ReleaseFreePages();
   size_t in_use() const { return in_use_; }
-  Mutex &lock() { return lock_; }  // for fork: ranked last (lock.h)
+  Mutex &lock() { return lock_; }  // for fork: rank kMetadata, taken last (lock.h)
 
  private:
   static constexpr size_t RoundUp(size_t n, size_t a) { return (n + a - 1) / a * a; }
@@ -43,7 +43,7 @@ class FixedAllocBase {
     char *next;
     char *end;
   };
-  Mutex lock_;
+  Mutex lock_{LockRank::kMetadata};
   const size_t size_;
   // Protected by lock_:
   FreeNode *free_ = nullptr;  // recycled objects

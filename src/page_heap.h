@@ -37,7 +37,7 @@
 // pressure: when free committed bytes pass retained + kParkedSlack, at the
 // cap, near the limit, or on malloc_trim.
 //
-// Lock: lock_ protects every field below and every free span (lock.h, rank 3).
+// Lock: lock_ protects every field below and every free span (lock.h, rank kPageHeap).
 // Syscalls (mmap, madvise) are never made while holding it, except the rare
 // mapping of a page-map leaf.
 #pragma once
@@ -153,7 +153,7 @@ class PageHeap {
   FreeSet &SetOf(const Span *s) { return sets_[s->released ? 1 : 0]; }
   Span *FindInSetLocked(FreeSet &set, Length n);
 
-  Mutex lock_;
+  Mutex lock_{LockRank::kPageHeap};
   // sets_[0]: committed free spans (reuse faults nothing in);
   // sets_[1]: released free spans.
   FreeSet sets_[2];
@@ -170,7 +170,7 @@ class PageHeap {
   std::atomic<uint64_t> peak_in_use_{0};  // high-water mark of large + small span bytes
   std::atomic<uint64_t> heap_mapped_{0};  // bytes the heap has mapped (growth only)
   uint32_t rng_ = 2463534242u;
-  FixedAlloc<Span> span_alloc_;  // rank 4 under lock_
+  FixedAlloc<Span> span_alloc_;  // its lock: rank kMetadata, taken under lock_
   // Span objects SplitLocked may need, taken before a free span is cut, so
   // that running out of metadata memory is an ENOMEM, never a half-cut span.
   // Protected by lock_.

@@ -22,7 +22,7 @@ namespace spanalloc {
 
 constinit SamplerConfig g_sampler = {false, 0, 0};
 __thread bool tls_sampler_busy __attribute__((tls_model("initial-exec"))) = false;
-constinit Mutex g_sample_lock;
+constinit Mutex g_sample_lock{LockRank::kSampler};
 
 namespace {
 

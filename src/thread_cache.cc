@@ -4,9 +4,9 @@
 
 #include <algorithm>
 
-#include "allocator.h"
 #include "central_list.h"
 #include "free_list.h"
+#include "lifecycle.h"
 #include "metadata_alloc.h"
 #include "options.h"
 #include "scavenger.h"
@@ -21,7 +21,7 @@ namespace {
 // 2 exiting (its cache is gone; allocate straight from the central lists).
 __thread uint8_t tls_state __attribute__((tls_model("initial-exec"))) = 0;
 
-constinit Mutex g_registry_lock;
+constinit Mutex g_registry_lock{LockRank::kRegistry};
 ThreadCache *g_registry = nullptr;  // g_registry_lock
 uint64_t g_registry_count = 0;      // g_registry_lock
 constinit FixedAlloc<ThreadCache> g_cache_alloc;
@@ -67,7 +67,7 @@ ThreadCache *ThreadCache::CreateForCurrentThread() {
   if (g_sampler.on) tc->EnterSamplingMode();
   tls_cache = tc;
   tls_state = 1;
-  RegisterThreadExit(tc);  // allocator.cc: runs DestroyCurrent at thread exit
+  RegisterThreadExit(tc);  // lifecycle.cc: runs DestroyCurrent at thread exit
   return tc;
 }
 
@@ -227,21 +227,15 @@ void ThreadCache::UnregisterLocked() {
   g_registry_count--;
 }
 
-void ThreadCache::LockRegistry() {
-  g_registry_lock.Lock();
-  g_cache_alloc.lock().Lock();
-}
-void ThreadCache::UnlockRegistry() {
-  g_cache_alloc.lock().Unlock();
-  g_registry_lock.Unlock();
-}
+void ThreadCache::LockRegistry() { g_registry_lock.Lock(); }
+void ThreadCache::UnlockRegistry() { g_registry_lock.Unlock(); }
+Mutex &ThreadCache::CacheAllocLock() { return g_cache_alloc.lock(); }
 
 // In the child of fork() only the forking thread lives on. The other
 // threads' caches are intact copies: give their objects back to the central
 // lists and drop the caches, so nothing leaks.
 void ThreadCache::AfterForkChild() {
-  g_cache_alloc.lock().ResetAfterFork();
-  g_registry_lock.ResetAfterFork();
+  g_registry_lock.ResetAfterFork();  // CacheAllocLock() was reset before
   ThreadCache *self = tls_cache;
   ThreadCache *tc = g_registry;
   while (tc != nullptr) {

@@ -2,7 +2,7 @@
 //
 // Ownership: a ThreadCache is touched only by its thread, so its lists need
 // no lock. The registry of all caches (for statistics and fork) is protected
-// by g_registry_lock (lock.h, rank 1); the registry links and the published
+// by g_registry_lock (lock.h, rank kRegistry); the registry links and the published
 // byte figure are the only fields other threads read.
 //
 // Invariants, per class cl:  length == number of objects on lists[cl]
@@ -78,6 +78,9 @@ class ThreadCache {
   // Fork support (allocator.cc calls these under its handlers).
   static void LockRegistry();
   static void UnlockRegistry();
+  // The lock of the thread caches' own allocator (rank kMetadata: fork
+  // takes it last, lock.h).
+  static Mutex &CacheAllocLock();
   static void AfterForkChild();
 
   // Statistics: caches alive and bytes cached (as of each cache's last slow path).

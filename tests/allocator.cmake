@@ -3,6 +3,7 @@
 # under ASan, UBSan and TSan. Label: internal.
 set(SPANALLOC_INTERNAL_TESTS
   size_classes_test
+  lock_test
   os_memory_test
   metadata_alloc_test
   page_map_test
