@@ -107,11 +107,12 @@ gcc_workload() {
   # From the project's root, so the debug information's paths are the same
   # in both runs; only the outputs go to this run's folder.
   local out=$PWD
-  (cd "$SRC" && g++ -std=c++20 -O2 -g -Wall -Wextra -frandom-seed=spanalloc -Isrc -Iinclude \
+  local gen=$GEN_INCLUDE
+  (cd "$SRC" && g++ -std=c++20 -O2 -g -Wall -Wextra -frandom-seed=spanalloc -Isrc -Iinclude -I"$gen" \
      -c src/page_heap.cc -o "$out/page_heap.o" &&
-   g++ -std=c++20 -O2 -g -Wall -Wextra -frandom-seed=spanalloc -Iinclude -Itests/api -DSPANALLOC_API_LINKED=0 \
+   g++ -std=c++20 -O2 -g -Wall -Wextra -frandom-seed=spanalloc -Iinclude -I"$gen" -Itests/api -DSPANALLOC_API_LINKED=0 \
      -c tests/api/conformance.cc -o "$out/conformance.o" &&
-   g++ -std=c++20 -O2 -Wall -Wextra -frandom-seed=spanalloc -Isrc -Iinclude \
+   g++ -std=c++20 -O2 -Wall -Wextra -frandom-seed=spanalloc -Isrc -Iinclude -I"$gen" \
      -S src/page_heap.cc -o "$out/page_heap.s") || return 1
   md5sum page_heap.o conformance.o page_heap.s
   size page_heap.o conformance.o
@@ -134,6 +135,9 @@ run_once() {  # run_once NAME PRELOAD
   (cd "$T/$1" && LD_PRELOAD=$2 bash -c "${prog}_workload") >"$T/$1.out" 2>"$T/$1.err"
   echo $? >"$T/$1.rc"
 }
+# The build folder's include/ holds the configured spanalloc_version.h.
+GEN_INCLUDE=$(dirname "$LIB")/include
+export GEN_INCLUDE
 export -f git_workload sqlite_workload gcc_workload
 
 start=$SECONDS
