@@ -59,4 +59,19 @@ void FatalCorruptLink(const void *slot, uint32_t cl, const char *func) noexcept 
               ClassSize(cl));
 }
 
+uint32_t CutAtFirstBadLink(void **head, uint32_t length, uint32_t cl) noexcept {
+  uint32_t n = 0;
+  if (*head != nullptr && length > 0 && LinkIsValid(*head, cl)) {
+    void *last = *head;
+    for (n = 1; n < length; n++) {
+      void *next = LinkOf(last);
+      if (next == nullptr || !LinkIsValid(next, cl)) break;
+      last = next;
+    }
+    SetLink(last, nullptr);
+  }
+  if (n == 0) *head = nullptr;
+  return n;
+}
+
 }  // namespace spanalloc

@@ -76,6 +76,12 @@ bool LinkIsValid(const void *link, uint32_t cl) noexcept;
 // The link of free object slot of class cl, checked in full; a fatal report
 // (naming func and slot) when it does not hold.
 void *CheckedLinkOf(const void *slot, uint32_t cl, const char *func) noexcept;
+// A fork child's repair of a list of class cl that a thread stopped in
+// mid-push or mid-pop: keeps the objects up to the first link that does not
+// hold or up to `length`, whichever comes first, ends the list there, and
+// returns how many it kept (*head is null when none). What is cut off (at
+// most the object in flight) is lost, never handed out twice.
+uint32_t CutAtFirstBadLink(void **head, uint32_t length, uint32_t cl) noexcept;
 // Reports the overwritten link of free object slot of class cl and aborts.
 [[noreturn]] SPANALLOC_COLD void FatalCorruptLink(const void *slot, uint32_t cl, const char *func) noexcept;
 

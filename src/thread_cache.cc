@@ -258,18 +258,7 @@ void ThreadCache::SalvageAfterFork() {
   if (g_sampler.on) SalvageStashAfterFork();
   for (uint32_t cl = 1; cl < kNumClasses; cl++) {
     FreeList &l = lists[cl];
-    uint32_t n = 0;
-    if (l.head != nullptr && l.length > 0 && LinkIsValid(l.head, cl)) {
-      void *last = l.head;
-      for (n = 1; n < l.length; n++) {
-        void *next = LinkOf(last);
-        if (next == nullptr || !LinkIsValid(next, cl)) break;
-        last = next;
-      }
-      SetLink(last, nullptr);
-    }
-    if (n == 0) l.head = nullptr;
-    l.length = n;
+    l.length = CutAtFirstBadLink(&l.head, l.length, cl);
   }
 }
 

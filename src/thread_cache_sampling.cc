@@ -195,18 +195,7 @@ void ThreadCache::FlushSampling() {
 void ThreadCache::SalvageStashAfterFork() {
   for (uint32_t cl = 1; cl < kNumClasses; cl++) {
     Stash &st = stash_[cl];
-    uint32_t n = 0;
-    if (st.head != nullptr && st.length > 0 && LinkIsValid(st.head, cl)) {
-      void *last = st.head;
-      for (n = 1; n < st.length; n++) {
-        void *next = LinkOf(last);
-        if (next == nullptr || !LinkIsValid(next, cl)) break;
-        last = next;
-      }
-      SetLink(last, nullptr);
-    }
-    if (n == 0) st.head = nullptr;
-    st.length = n;
+    st.length = CutAtFirstBadLink(&st.head, st.length, cl);
   }
 }
 
