@@ -4,6 +4,11 @@ on the benchmark suite's workloads, interleaved repetition by repetition.
 
     python3 bench/variants.py --a SPANALLOC_HUGEPAGES=0 --b SPANALLOC_HUGEPAGES=1 [--reps 5]
         [--build-dir build] [--only churn,app] [--quick] [--title T] [--report PATH]
+    python3 bench/variants.py --lib-a OLD/libspanalloc.so --lib-b NEW/libspanalloc.so ...
+
+Two builds (a commit against its parent) compare with --lib-a/--lib-b: the
+workloads' binaries come from --build-dir, the library each setting preloads
+from these paths (default: the build's own library for both).
 
 Each repetition runs every workload (at 1 thread, and at 2 for the
 multi-threaded ones, as the suite's geometric means do) under A then B, or B
@@ -55,12 +60,18 @@ def main():
     ap.add_argument("--b", action="append", default=[], help="NAME=VALUE of setting B (repeatable)")
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--build-dir", default=os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "build"))
+    ap.add_argument("--lib-a", default="", help="library preloaded for A (default: the build's)")
+    ap.add_argument("--lib-b", default="", help="library preloaded for B (default: the build's)")
     ap.add_argument("--only", default="")
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--title", default="")
     ap.add_argument("--report", default="")
     args = ap.parse_args()
     lib = lib_path("spanalloc", args.build_dir)
+    libs = {"a": args.lib_a or lib, "b": args.lib_b or lib}
+    for v, path in libs.items():
+        if not os.path.exists(path):
+            sys.exit(f"variants.py: library for {v.upper()} not found: {path}")
     only = set(args.only.split(",")) if args.only else None
     configs = []
     for name, _, multi, _ in WORKLOADS:
@@ -76,11 +87,13 @@ def main():
             wargs = ["--threads", str(threads)] + (["--quick"] if args.quick else [])
             order = "ab" if rep % 2 == 0 else "ba"
             for v in order:
-                r = run(binary, wargs, args.a if v == "a" else args.b, lib)
+                r = run(binary, wargs, args.a if v == "a" else args.b, libs[v])
                 if r:
                     res[((name, threads), v)].append(r)
         print(f"variants.py: repetition {rep + 1}/{args.reps} done ({time.monotonic() - t0:.0f} s)", file=sys.stderr)
     a_s, b_s = " ".join(args.a) or "(defaults)", " ".join(args.b) or "(defaults)"
+    if args.lib_a or args.lib_b:
+        a_s, b_s = f"{a_s}, {libs['a']}", f"{b_s}, {libs['b']}"
     lines = []
     if args.title:
         lines += [f"### {args.title}", ""]
