@@ -1,205 +1,21 @@
 #include "central_list.h"
 
+#include "central_list_impl.h"
 #include "free_list.h"
 #include "page_heap.h"
 #include "page_map.h"
 
 namespace spanalloc {
 
-constinit CentralList g_central[kNumClasses];
+// ---- the production Env: plain calls, inlined into the list ---------------
 
-namespace {
-// Bit count without libgcc's helper (the library links only libc).
-uint32_t PopCount(uint64_t w) {
-  w -= (w >> 1) & 0x5555555555555555ull;
-  w = (w & 0x3333333333333333ull) + ((w >> 2) & 0x3333333333333333ull);
-  w = (w + (w >> 4)) & 0x0f0f0f0f0f0f0f0full;
-  return uint32_t((w * 0x0101010101010101ull) >> 56);
-}
-}  // namespace
+Span *CentralListEnv::AllocSpan(Length pages, uint32_t cl) { return g_page_heap.AllocSmall(pages, cl); }
+void CentralListEnv::FreeSpan(Span *s) { g_page_heap.Free(s); }
+Span *CentralListEnv::SpanOf(const void *p) const { return spanalloc::SpanOf(p); }
+bool CentralListEnv::LinkIsValid(const void *link, uint32_t cl) const { return spanalloc::LinkIsValid(link, cl); }
 
-// Set up on first use, so an unused class's list is never touched (no RSS).
-void CentralList::InitLocked() {
-  InitLinkSecret();  // before this class's first link is written
-  uint32_t cl = uint32_t(this - g_central);
-  cl_ = cl;
-  batch_ = kClassShape[cl].batch;
-  // Transfer slots hold at most ~256 KiB per class.
-  size_t batch_bytes = size_t(batch_) * kClassShape[cl].size;
-  size_t slots = (256 * 1024) / (batch_bytes ? batch_bytes : 1);
-  max_slots_ = int(slots < 1 ? 1 : (slots > kMaxSlots ? kMaxSlots : slots));
-}
+template class CentralListT<CentralListEnv>;
 
-void CentralList::LinkSpanLocked(Span *s) {
-  s->prev = nullptr;
-  s->next = partial_;
-  if (partial_) partial_->prev = s;
-  partial_ = s;
-  s->in_list = true;
-}
-
-void CentralList::UnlinkSpanLocked(Span *s) {
-  if (s->prev) s->prev->next = s->next; else partial_ = s->next;
-  if (s->next) s->next->prev = s->prev;
-  s->next = s->prev = nullptr;
-  s->in_list = false;
-}
-
-bool CentralList::GrowLocked() {
-  SPANALLOC_DCHECK(lock_.IsHeld());
-  const ClassShape &shape = kClassShape[cl_];
-  Span *s = g_page_heap.AllocSmall(shape.pages, cl_);
-  if (s == nullptr) return false;
-  uint32_t n = shape.objects;
-  // Every word is written: the Span may have served a class with more
-  // objects, whose bits past n would break free_count == popcount(free_bits).
-  for (uint32_t w = 0; w < kMaxObjectsPerSpan / 64; w++) {
-    uint32_t bits = n <= w * 64 ? 0 : (n - w * 64 < 64 ? n - w * 64 : 64);
-    s->free_bits[w] = bits == 64 ? ~uint64_t{0} : (uint64_t{1} << bits) - 1;
-  }
-  s->free_count = n;
-  spans_++;
-  span_free_ += n;
-  LinkSpanLocked(s);
-  return true;
-}
-
-int CentralList::FromSpansLocked(void **head, void **tail, int n) {
-  SPANALLOC_DCHECK(lock_.IsHeld());
-  const uint32_t size = kClassShape[cl_].size;
-  void *first = nullptr;
-  void *last = nullptr;
-  int got = 0;
-  while (got < n) {
-    if (partial_ == nullptr && !GrowLocked()) break;
-    Span *s = partial_;
-    char *base = reinterpret_cast<char *>(s->start_addr());
-    for (uint32_t w = 0; got < n && s->free_count > 0; w++) {
-      uint64_t bits = s->free_bits[w];
-      while (bits && got < n) {
-        int b = __builtin_ctzll(bits);
-        bits &= bits - 1;
-        void *obj = base + size_t(w * 64 + b) * size;
-        if (last) SetLink(last, obj); else first = obj;
-        last = obj;
-        got++;
-        s->free_count--;
-      }
-      s->free_bits[w] = bits;
-    }
-    if (s->free_count == 0) UnlinkSpanLocked(s);
-  }
-  span_free_ -= got;
-  if (last) SetLink(last, nullptr);
-  *head = first;
-  *tail = last;
-  return got;
-}
-
-void CentralList::ToSpansLocked(void *head, int n) {
-  SPANALLOC_DCHECK(lock_.IsHeld());
-  const uint32_t size = kClassShape[cl_].size;
-  const uint32_t objects = kClassShape[cl_].objects;
-  Span *s = nullptr;
-  void *prev = nullptr;
-  for (int i = 0; i < n; i++) {
-    void *obj = head;
-    // The full check of every link (free_list.h), before obj is touched: an
-    // object start in a small span of this class.
-    if (s == nullptr || !s->contains(obj)) s = SpanOf(obj);
-    uintptr_t off = s != nullptr ? reinterpret_cast<uintptr_t>(obj) - s->start_addr() : 0;
-    uint32_t idx = uint32_t(off / size);
-    if (s == nullptr || s->state != SpanState::kSmall || s->size_class != cl_ || off != uint64_t(idx) * size) {
-      if (prev != nullptr) FatalCorruptLink(prev, cl_, "free");
-      FatalInternal("central list: object not in a span of its class");
-    }
-    if (i + 1 < n) head = LinkOf(obj);
-    prev = obj;
-    uint64_t bit = uint64_t{1} << (idx % 64);
-    if (s->free_bits[idx / 64] & bit) FatalMisuse("free", obj, "double free", "already free in its span", size);
-    s->free_bits[idx / 64] |= bit;
-    s->free_count++;
-    span_free_++;
-    if (s->free_count == 1) LinkSpanLocked(s);
-    if (s->free_count == objects && !(partial_ == s && s->next == nullptr)) {
-      // Every object is back: the span's pages return to the page heap,
-      // unless it is the class's only partial span (kept against thrashing).
-      UnlinkSpanLocked(s);
-      span_free_ -= objects;
-      spans_--;
-      g_page_heap.Free(s);
-      s = nullptr;
-    }
-  }
-}
-
-int CentralList::RemoveRange(void **head, void **tail, int n) {
-  MutexLock l(lock_);
-  if (SPANALLOC_UNLIKELY(batch_ == 0)) InitLocked();
-  if (nslots_ > 0 && n > 1) {  // a whole batch, even if fewer were asked for
-    Batch b = slots_[--nslots_];
-    *head = b.head;
-    *tail = b.tail;
-    return int(batch_);
-  }
-  return FromSpansLocked(head, tail, n);
-}
-
-void CentralList::InsertRange(void *head, int n) {
-  void *tail = head;
-  if (n == int(kClassShape[this - g_central].batch))
-    for (int i = 1; i < n; i++) tail = CheckedLinkOf(tail, uint32_t(this - g_central), "free");
-  InsertRange(head, tail, n);
-}
-
-void CentralList::InsertRange(void *head, void *tail, int n) {
-  MutexLock l(lock_);
-  if (SPANALLOC_UNLIKELY(batch_ == 0)) InitLocked();
-  if (n == int(batch_) && nslots_ < max_slots_) {
-    slots_[nslots_++] = Batch{head, tail};
-    return;
-  }
-  ToSpansLocked(head, n);
-}
-
-void CentralList::ReleaseSlots() {
-  MutexLock l(lock_);
-  while (nslots_ > 0) {
-    Batch b = slots_[--nslots_];
-    ToSpansLocked(b.head, int(batch_));
-  }
-}
-
-CentralStats CentralList::Stats() {
-  MutexLock l(lock_);
-  if (batch_ == 0) return CentralStats{0, 0, 0};  // never used
-  return CentralStats{uint64_t(nslots_) * batch_, span_free_, spans_};
-}
-
-const char *CentralList::Validate() {
-  MutexLock l(lock_);
-  if (batch_ == 0) return partial_ == nullptr && nslots_ == 0 ? nullptr : "unused list holds objects";
-  uint64_t free_sum = 0;
-  for (Span *s = partial_; s; s = s->next) {
-    if (s->state != SpanState::kSmall || s->size_class != cl_) return "foreign span on a central list";
-    uint32_t pop = 0;
-    for (uint64_t w : s->free_bits) pop += PopCount(w);
-    if (pop != s->free_count) return "span free count differs from its bitmap";
-    if (s->free_count == 0 || s->free_count > kClassShape[cl_].objects) return "span free count out of range";
-    free_sum += s->free_count;
-  }
-  if (free_sum != span_free_) return "central free count out of date";
-  for (int i = 0; i < nslots_; i++) {
-    int count = 1;
-    void *p = slots_[i].head;
-    while (LinkOf(p) != nullptr && count <= int(batch_)) {
-      p = LinkOf(p);
-      if (!LinkIsValid(p, cl_)) return "transfer slot holds a corrupted link";
-      count++;
-    }
-    if (count != int(batch_) || p != slots_[i].tail) return "transfer slot is not one whole batch";
-  }
-  return nullptr;
-}
+constinit CentralLists g_central_lists;
 
 }  // namespace spanalloc

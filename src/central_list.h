@@ -13,9 +13,19 @@
 //                     span whose objects are all free returns to the page heap.
 // Lock order: a central lock may be held while taking the page-heap lock,
 // never the reverse.
+//
+// What the list uses from below is one parameter, Env (CentralListEnv below
+// in production; a fake page heap in tests/central_list_test.cc and
+// tests/fuzz/central_list_fuzz.cc): spans of n pages for a class and their
+// return, the span holding an address, the full check of a free-list link,
+// and the class shape. The list's class is a constructor argument. The member
+// functions are defined in central_list_impl.h, which central_list.cc
+// instantiates for CentralListEnv (and the tests for their fakes).
+
 #pragma once
 
 #include <cstdint>
+#include <utility>
 
 #include "common.h"
 #include "lock.h"
@@ -30,9 +40,25 @@ struct CentralStats {
   uint64_t spans;         // spans of this class
 };
 
-class alignas(64) CentralList {
+// The production Env: the page heap (page_heap.h), the page map and the
+// link check of free_list.h. Defined in central_list.cc, where the calls
+// inline into the list.
+struct CentralListEnv {
+  Span *AllocSpan(Length pages, uint32_t cl);             // state kSmall, class map set
+  void FreeSpan(Span *s);                                 // all its objects free
+  Span *SpanOf(const void *p) const;                      // nullptr if none
+  bool LinkIsValid(const void *link, uint32_t cl) const;  // free_list.h
+  const ClassShape &Shape(uint32_t cl) const { return kClassShape[cl]; }
+};
+
+template <class Env>
+class alignas(64) CentralListT {
  public:
   static constexpr int kMaxSlots = 64;
+
+  constexpr explicit CentralListT(uint32_t cl, const Env &env = Env()) : cl_(cl), env_(env) {}
+  CentralListT(const CentralListT &) = delete;
+  CentralListT &operator=(const CentralListT &) = delete;
 
   // Takes n objects (n <= batch), or a whole batch from a transfer slot when
   // one is there and n > 1; returns how many, linked from *head to *tail
@@ -55,13 +81,14 @@ class alignas(64) CentralList {
   CentralStats Stats();
   const char *Validate();
   Mutex &lock() { return lock_; }
+  uint32_t size_class() const { return cl_; }
 
  private:
   struct Batch {
     void *head;
     void *tail;
   };
-  void InitLocked();  // this must be an element of g_central
+  void InitLocked();
   int FromSpansLocked(void **head, void **tail, int n);
   void ToSpansLocked(void *head, int n);
   bool GrowLocked();
@@ -69,17 +96,35 @@ class alignas(64) CentralList {
   void UnlinkSpanLocked(Span *s);
 
   Mutex lock_{LockRank::kCentral};
+  const uint32_t cl_;  // set at construction
   // Protected by lock_:
-  uint32_t cl_ = 0;
-  uint32_t batch_ = 0;
+  uint32_t batch_ = 0;  // 0 until first use
   int max_slots_ = 0;
   int nslots_ = 0;
   Span *partial_ = nullptr;  // spans with free_count > 0
   uint64_t spans_ = 0;
   uint64_t span_free_ = 0;
   Batch slots_[kMaxSlots] = {};
+  // Calls to the layer below; stateless in production.
+  [[no_unique_address]] Env env_;
 };
 
-extern CentralList g_central[kNumClasses];
+using CentralList = CentralListT<CentralListEnv>;
+extern template class CentralListT<CentralListEnv>;  // central_list.cc
+
+// One list per class, each constructed with its class.
+struct CentralLists {
+ private:
+  // (Defined before its use below: clang 14 cannot evaluate it otherwise.)
+  template <size_t... kClass>
+  constexpr explicit CentralLists(std::index_sequence<kClass...>) : list{CentralList(uint32_t(kClass))...} {}
+
+ public:
+  constexpr CentralLists() : CentralLists(std::make_index_sequence<kNumClasses>()) {}
+  CentralList list[kNumClasses];
+};
+extern CentralLists g_central_lists;
+// g_central[cl]: the central list of class cl.
+inline constexpr CentralList (&g_central)[kNumClasses] = g_central_lists.list;
 
 }  // namespace spanalloc

@@ -40,6 +40,17 @@
 // Lock: lock_ protects every field below and every free span (lock.h, rank kPageHeap).
 // Syscalls (mmap, madvise) are never made while holding it, except the rare
 // mapping of a page-map leaf.
+//
+// What the page heap uses from outside is one parameter, Env (PageHeapEnv
+// below in production; fakes in tests/page_heap_test.cc and
+// tests/fuzz/page_heap_fuzz.cc): the page map's writes and reads, the OS
+// calls of os_memory.h, the clock, the options it reads (release delay, cap,
+// retained bytes, memory limit, huge pages), the background thread's hooks,
+// and the allocator of Span objects. The page heap never touches the memory
+// of a span: only addresses pass between it and Env.
+// The member functions are defined in page_heap_impl.h, which page_heap.cc
+// instantiates for PageHeapEnv (and the tests for their fakes).
+
 #pragma once
 
 #include <atomic>
@@ -53,20 +64,57 @@
 
 namespace spanalloc {
 
+struct Options;  // options.h
+
 struct PageHeapStats {
-  uint64_t free_bytes;       // free and committed
-  uint64_t released_bytes;   // free and released to the OS
-  uint64_t large_bytes;      // in large spans handed out
-  uint64_t small_span_bytes; // in spans carved into small objects
-  uint64_t spans;            // span objects in use (metadata)
+  uint64_t free_bytes;        // free and committed
+  uint64_t released_bytes;    // free and released to the OS
+  uint64_t large_bytes;       // in large spans handed out
+  uint64_t small_span_bytes;  // in spans carved into small objects
+  uint64_t spans;             // span objects in use (metadata)
 };
 
-class PageHeap {
+// The production Env: the one page map (page_map.h), os_memory.h, the coarse
+// clock, g_options and the background thread (scavenger.h). Defined in
+// page_heap.cc, where the calls inline into the page heap.
+struct PageHeapEnv {
+  using SpanAlloc = FixedAlloc<Span>;
+  // Page map.
+  Span *SpanOfPage(PageId page) const;
+  bool PageMapEnsure(PageId first, Length n);
+  void PageMapSetSpan(PageId page, Span *s);
+  void PageMapSetRange(PageId first, Length n, Span *s, uint64_t entry, bool set_class);
+  void PageMapReleaseInterior(PageId first, Length n);
+  // OS memory.
+  void *OsMap(size_t bytes, size_t align);
+  bool OsAdviseHugePages(void *p, size_t bytes);
+  bool OsRelease(void *p, size_t bytes);
+  void OsUnmap(void *p, size_t bytes);
+  bool OsRemapInPlace(void *p, size_t old_bytes, size_t new_bytes);
+  void *OsReserve(size_t bytes, size_t align);
+  bool OsRemapMoveTo(void *p, size_t old_bytes, size_t new_bytes, void *target);
+  void OsUnreserve(void *target, size_t bytes);
+  bool OsMapFixed(void *p, size_t bytes);
+  // Clock, options, background thread.
+  uint64_t NowMillis() const;
+  const Options &options() const;
+  uint64_t RetainBytes() const;
+  bool OnScavengerThread() const;
+  void NotifyScavenger(uint64_t excess);
+};
+
+template <class Env>
+class PageHeapT {
  public:
   static constexpr Length kMaxListPages = 128;
   static constexpr size_t kGrowBytes = size_t{32} << 20;
   // Huge-page mode: growth past this much heap is advised MADV_HUGEPAGE.
   static constexpr uint64_t kHugePagesFrom = uint64_t{64} << 20;
+
+  constexpr PageHeapT() = default;
+  constexpr explicit PageHeapT(const Env &env) : env_(env) {}
+  PageHeapT(const PageHeapT &) = delete;
+  PageHeapT &operator=(const PageHeapT &) = delete;
 
   // A span of n pages whose start is a multiple of align_pages, as a large
   // object (state kLarge). *zeroed tells whether its memory is known to be
@@ -111,7 +159,8 @@ class PageHeap {
   const char *Validate();
 
   Mutex &lock() { return lock_; }
-  FixedAlloc<Span> &span_alloc() { return span_alloc_; }
+  typename Env::SpanAlloc &span_alloc() { return span_alloc_; }
+  Env &env() { return env_; }
 
  private:
   Span *AllocLocked(Length n, Length align_pages);
@@ -146,7 +195,7 @@ class PageHeap {
 
   // Free spans of one state (committed or released): length lists and treap.
   struct FreeSet {
-    Span *lists[kMaxListPages + 1] = {};                 // by length, 1..kMaxListPages
+    Span *lists[kMaxListPages + 1] = {};                // by length, 1..kMaxListPages
     uint64_t nonempty[(kMaxListPages + 64) / 64] = {};  // bit n: lists[n] non-empty
     Span *treap = nullptr;
   };
@@ -161,7 +210,7 @@ class PageHeap {
   Span *queue_tail_ = nullptr;
   Span *parked_head_ = nullptr;  // huge-page mode: committed ends of released spans, oldest first
   Span *parked_tail_ = nullptr;
-  Span *in_flight_ = nullptr;    // kReleasing spans (linked by lru_next/lru_prev)
+  Span *in_flight_ = nullptr;            // kReleasing spans (linked by lru_next/lru_prev)
   std::atomic<uint64_t> free_bytes_{0};  // written under lock_, peeked without it
   uint64_t released_bytes_ = 0;
   std::atomic<uint64_t> large_bytes_{0};       // written under lock_, peeked without it
@@ -170,13 +219,18 @@ class PageHeap {
   std::atomic<uint64_t> peak_in_use_{0};  // high-water mark of large + small span bytes
   std::atomic<uint64_t> heap_mapped_{0};  // bytes the heap has mapped (growth only)
   uint32_t rng_ = 2463534242u;
-  FixedAlloc<Span> span_alloc_;  // its lock: rank kMetadata, taken under lock_
+  typename Env::SpanAlloc span_alloc_;  // its lock: rank kMetadata, taken under lock_
   // Span objects SplitLocked may need, taken before a free span is cut, so
   // that running out of metadata memory is an ENOMEM, never a half-cut span.
   // Protected by lock_.
   Span *spares_[2] = {};
+  // Calls out of the layer (page map, OS, clock, options); stateless in
+  // production. Its own state, if any, is its own business.
+  [[no_unique_address]] Env env_;
 };
 
+using PageHeap = PageHeapT<PageHeapEnv>;
+extern template class PageHeapT<PageHeapEnv>;  // page_heap.cc
 extern PageHeap g_page_heap;
 
 // Coarse monotonic clock in milliseconds (vDSO, no syscall).

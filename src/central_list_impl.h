@@ -1,0 +1,226 @@
+// The central list's member functions (central_list.h says what a central
+// list is, its lock and its invariants). Included by central_list.cc, which
+// instantiates them for the production Env, and by tests that instantiate
+// them for a fake page heap.
+#pragma once
+
+#include "central_list.h"
+#include "free_list.h"
+
+namespace spanalloc {
+
+namespace central_list_internal {
+// Bit count without libgcc's helper (the library links only libc).
+inline uint32_t PopCount(uint64_t w) {
+  w -= (w >> 1) & 0x5555555555555555ull;
+  w = (w & 0x3333333333333333ull) + ((w >> 2) & 0x3333333333333333ull);
+  w = (w + (w >> 4)) & 0x0f0f0f0f0f0f0f0full;
+  return uint32_t((w * 0x0101010101010101ull) >> 56);
+}
+}  // namespace central_list_internal
+
+// Set up on first use, so an unused class's list is never touched (no RSS).
+template <class Env>
+void CentralListT<Env>::InitLocked() {
+  InitLinkSecret();  // before this class's first link is written
+  batch_ = env_.Shape(cl_).batch;
+  // Transfer slots hold at most ~256 KiB per class.
+  size_t batch_bytes = size_t(batch_) * env_.Shape(cl_).size;
+  size_t slots = (256 * 1024) / (batch_bytes ? batch_bytes : 1);
+  max_slots_ = int(slots < 1 ? 1 : (slots > kMaxSlots ? kMaxSlots : slots));
+}
+
+template <class Env>
+void CentralListT<Env>::LinkSpanLocked(Span *s) {
+  s->prev = nullptr;
+  s->next = partial_;
+  if (partial_) partial_->prev = s;
+  partial_ = s;
+  s->in_list = true;
+}
+
+template <class Env>
+void CentralListT<Env>::UnlinkSpanLocked(Span *s) {
+  if (s->prev)
+    s->prev->next = s->next;
+  else
+    partial_ = s->next;
+  if (s->next) s->next->prev = s->prev;
+  s->next = s->prev = nullptr;
+  s->in_list = false;
+}
+
+template <class Env>
+bool CentralListT<Env>::GrowLocked() {
+  SPANALLOC_DCHECK(lock_.IsHeld());
+  const ClassShape &shape = env_.Shape(cl_);
+  Span *s = env_.AllocSpan(shape.pages, cl_);
+  if (s == nullptr) return false;
+  uint32_t n = shape.objects;
+  // Every word is written: the Span may have served a class with more
+  // objects, whose bits past n would break free_count == popcount(free_bits).
+  for (uint32_t w = 0; w < kMaxObjectsPerSpan / 64; w++) {
+    uint32_t bits = n <= w * 64 ? 0 : (n - w * 64 < 64 ? n - w * 64 : 64);
+    s->free_bits[w] = bits == 64 ? ~uint64_t{0} : (uint64_t{1} << bits) - 1;
+  }
+  s->free_count = n;
+  spans_++;
+  span_free_ += n;
+  LinkSpanLocked(s);
+  return true;
+}
+
+template <class Env>
+int CentralListT<Env>::FromSpansLocked(void **head, void **tail, int n) {
+  SPANALLOC_DCHECK(lock_.IsHeld());
+  const uint32_t size = env_.Shape(cl_).size;
+  void *first = nullptr;
+  void *last = nullptr;
+  int got = 0;
+  while (got < n) {
+    if (partial_ == nullptr && !GrowLocked()) break;
+    Span *s = partial_;
+    char *base = reinterpret_cast<char *>(s->start_addr());
+    for (uint32_t w = 0; got < n && s->free_count > 0; w++) {
+      uint64_t bits = s->free_bits[w];
+      while (bits && got < n) {
+        int b = __builtin_ctzll(bits);
+        bits &= bits - 1;
+        void *obj = base + size_t(w * 64 + b) * size;
+        if (last)
+          SetLink(last, obj);
+        else
+          first = obj;
+        last = obj;
+        got++;
+        s->free_count--;
+      }
+      s->free_bits[w] = bits;
+    }
+    if (s->free_count == 0) UnlinkSpanLocked(s);
+  }
+  span_free_ -= got;
+  if (last) SetLink(last, nullptr);
+  *head = first;
+  *tail = last;
+  return got;
+}
+
+template <class Env>
+void CentralListT<Env>::ToSpansLocked(void *head, int n) {
+  SPANALLOC_DCHECK(lock_.IsHeld());
+  const uint32_t size = env_.Shape(cl_).size;
+  const uint32_t objects = env_.Shape(cl_).objects;
+  Span *s = nullptr;
+  void *prev = nullptr;
+  for (int i = 0; i < n; i++) {
+    void *obj = head;
+    // The full check of every link (free_list.h), before obj is touched: an
+    // object start in a small span of this class.
+    if (s == nullptr || !s->contains(obj)) s = env_.SpanOf(obj);
+    uintptr_t off = s != nullptr ? reinterpret_cast<uintptr_t>(obj) - s->start_addr() : 0;
+    uint32_t idx = uint32_t(off / size);
+    if (s == nullptr || s->state != SpanState::kSmall || s->size_class != cl_ || off != uint64_t(idx) * size) {
+      if (prev != nullptr) FatalCorruptLink(prev, cl_, "free");
+      FatalInternal("central list: object not in a span of its class");
+    }
+    if (i + 1 < n) head = LinkOf(obj);
+    prev = obj;
+    uint64_t bit = uint64_t{1} << (idx % 64);
+    if (s->free_bits[idx / 64] & bit) FatalMisuse("free", obj, "double free", "already free in its span", size);
+    s->free_bits[idx / 64] |= bit;
+    s->free_count++;
+    span_free_++;
+    if (s->free_count == 1) LinkSpanLocked(s);
+    if (s->free_count == objects && !(partial_ == s && s->next == nullptr)) {
+      // Every object is back: the span's pages return to the page heap,
+      // unless it is the class's only partial span (kept against thrashing).
+      UnlinkSpanLocked(s);
+      span_free_ -= objects;
+      spans_--;
+      env_.FreeSpan(s);
+      s = nullptr;
+    }
+  }
+}
+
+template <class Env>
+int CentralListT<Env>::RemoveRange(void **head, void **tail, int n) {
+  MutexLock l(lock_);
+  if (SPANALLOC_UNLIKELY(batch_ == 0)) InitLocked();
+  if (nslots_ > 0 && n > 1) {  // a whole batch, even if fewer were asked for
+    Batch b = slots_[--nslots_];
+    *head = b.head;
+    *tail = b.tail;
+    return int(batch_);
+  }
+  return FromSpansLocked(head, tail, n);
+}
+
+template <class Env>
+void CentralListT<Env>::InsertRange(void *head, int n) {
+  void *tail = head;
+  if (n == int(env_.Shape(cl_).batch))
+    for (int i = 1; i < n; i++) {
+      void *next = LinkOf(tail);  // CheckedLinkOf, through Env
+      if (SPANALLOC_UNLIKELY(!env_.LinkIsValid(next, cl_))) FatalCorruptLink(tail, cl_, "free");
+      tail = next;
+    }
+  InsertRange(head, tail, n);
+}
+
+template <class Env>
+void CentralListT<Env>::InsertRange(void *head, void *tail, int n) {
+  MutexLock l(lock_);
+  if (SPANALLOC_UNLIKELY(batch_ == 0)) InitLocked();
+  if (n == int(batch_) && nslots_ < max_slots_) {
+    slots_[nslots_++] = Batch{head, tail};
+    return;
+  }
+  ToSpansLocked(head, n);
+}
+
+template <class Env>
+void CentralListT<Env>::ReleaseSlots() {
+  MutexLock l(lock_);
+  while (nslots_ > 0) {
+    Batch b = slots_[--nslots_];
+    ToSpansLocked(b.head, int(batch_));
+  }
+}
+
+template <class Env>
+CentralStats CentralListT<Env>::Stats() {
+  MutexLock l(lock_);
+  if (batch_ == 0) return CentralStats{0, 0, 0};  // never used
+  return CentralStats{uint64_t(nslots_) * batch_, span_free_, spans_};
+}
+
+template <class Env>
+const char *CentralListT<Env>::Validate() {
+  MutexLock l(lock_);
+  if (batch_ == 0) return partial_ == nullptr && nslots_ == 0 ? nullptr : "unused list holds objects";
+  uint64_t free_sum = 0;
+  for (Span *s = partial_; s; s = s->next) {
+    if (s->state != SpanState::kSmall || s->size_class != cl_) return "foreign span on a central list";
+    uint32_t pop = 0;
+    for (uint64_t w : s->free_bits) pop += central_list_internal::PopCount(w);
+    if (pop != s->free_count) return "span free count differs from its bitmap";
+    if (s->free_count == 0 || s->free_count > env_.Shape(cl_).objects) return "span free count out of range";
+    free_sum += s->free_count;
+  }
+  if (free_sum != span_free_) return "central free count out of date";
+  for (int i = 0; i < nslots_; i++) {
+    int count = 1;
+    void *p = slots_[i].head;
+    while (LinkOf(p) != nullptr && count <= int(batch_)) {
+      p = LinkOf(p);
+      if (!env_.LinkIsValid(p, cl_)) return "transfer slot holds a corrupted link";
+      count++;
+    }
+    if (count != int(batch_) || p != slots_[i].tail) return "transfer slot is not one whole batch";
+  }
+  return nullptr;
+}
+
+}  // namespace spanalloc

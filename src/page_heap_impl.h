@@ -1,0 +1,751 @@
+// The page heap's member functions (page_heap.h says what the page heap is,
+// its locks and its invariants). Included by page_heap.cc, which instantiates
+// them for the production Env, and by tests that instantiate them for fakes.
+#pragma once
+
+#include <sched.h>
+
+#include <algorithm>
+
+#include "options.h"
+#include "os_memory.h"
+#include "page_heap.h"
+#include "page_map.h"
+
+namespace spanalloc {
+
+// ---- treap of long free spans -------------------------------------------
+
+template <class Env>
+uint32_t PageHeapT<Env>::NextPriority() {
+  rng_ ^= rng_ << 13;
+  rng_ ^= rng_ >> 17;
+  rng_ ^= rng_ << 5;
+  return rng_;
+}
+
+template <class Env>
+Span *PageHeapT<Env>::TreapInsert(Span *root, Span *s) {
+  if (root == nullptr) return s;
+  if (Less(s, root)) {
+    root->left = TreapInsert(root->left, s);
+    if (root->left->priority > root->priority) {  // rotate right
+      Span *l = root->left;
+      root->left = l->right;
+      l->right = root;
+      return l;
+    }
+  } else {
+    root->right = TreapInsert(root->right, s);
+    if (root->right->priority > root->priority) {  // rotate left
+      Span *r = root->right;
+      root->right = r->left;
+      r->left = root;
+      return r;
+    }
+  }
+  return root;
+}
+
+template <class Env>
+Span *PageHeapT<Env>::TreapMerge(Span *a, Span *b) {
+  if (a == nullptr) return b;
+  if (b == nullptr) return a;
+  if (a->priority > b->priority) {
+    a->right = TreapMerge(a->right, b);
+    return a;
+  }
+  b->left = TreapMerge(a, b->left);
+  return b;
+}
+
+template <class Env>
+Span *PageHeapT<Env>::TreapErase(Span *root, Span *s) {
+  if (root == nullptr) FatalInternal("page heap: span missing from treap");
+  if (root == s) return TreapMerge(s->left, s->right);
+  if (Less(s, root))
+    root->left = TreapErase(root->left, s);
+  else
+    root->right = TreapErase(root->right, s);
+  return root;
+}
+
+template <class Env>
+Span *PageHeapT<Env>::TreapBestFit(Span *root, Length n) {
+  Span *best = nullptr;
+  for (Span *cur = root; cur != nullptr;) {
+    if (cur->npages >= n) {
+      best = cur;
+      cur = cur->left;
+    } else {
+      cur = cur->right;
+    }
+  }
+  return best;
+}
+
+// ---- free structures ----------------------------------------------------
+
+template <class Env>
+void PageHeapT<Env>::LinkFreeLocked(Span *s) {
+  SPANALLOC_DCHECK(lock_.IsHeld());
+  s->state = SpanState::kFree;
+  FreeSet &set = SetOf(s);
+  if (s->npages <= kMaxListPages) {
+    s->prev = nullptr;
+    s->next = set.lists[s->npages];
+    if (s->next) s->next->prev = s;
+    set.lists[s->npages] = s;
+    set.nonempty[s->npages / 64] |= uint64_t{1} << (s->npages % 64);
+  } else {
+    s->left = s->right = nullptr;
+    s->priority = NextPriority();
+    set.treap = TreapInsert(set.treap, s);
+  }
+  if (s->released) {
+    released_bytes_ += s->bytes();
+  } else {
+    free_bytes_.store(free_bytes_.load(std::memory_order_relaxed) + s->bytes(), std::memory_order_relaxed);
+    s->free_since = env_.NowMillis();
+    QueueAppendLocked(s, false);
+  }
+}
+
+// Release queue (or the parked queue), newest at the tail.
+template <class Env>
+void PageHeapT<Env>::QueueAppendLocked(Span *s, bool parked) {
+  Span *&head = parked ? parked_head_ : queue_head_;
+  Span *&tail = parked ? parked_tail_ : queue_tail_;
+  s->lru_next = nullptr;
+  s->lru_prev = tail;
+  if (tail)
+    tail->lru_next = s;
+  else
+    head = s;
+  tail = s;
+  s->in_lru = true;
+  s->parked = parked;
+}
+
+template <class Env>
+void PageHeapT<Env>::QueueRemoveLocked(Span *s) {
+  if (!s->in_lru) return;
+  Span *&head = s->parked ? parked_head_ : queue_head_;
+  Span *&tail = s->parked ? parked_tail_ : queue_tail_;
+  if (s->lru_prev)
+    s->lru_prev->lru_next = s->lru_next;
+  else
+    head = s->lru_next;
+  if (s->lru_next)
+    s->lru_next->lru_prev = s->lru_prev;
+  else
+    tail = s->lru_prev;
+  s->lru_next = s->lru_prev = nullptr;
+  s->in_lru = false;
+  s->parked = false;
+}
+
+template <class Env>
+void PageHeapT<Env>::UnlinkFreeLocked(Span *s) {
+  SPANALLOC_DCHECK(lock_.IsHeld());
+  FreeSet &set = SetOf(s);
+  if (s->npages <= kMaxListPages) {
+    if (s->prev)
+      s->prev->next = s->next;
+    else
+      set.lists[s->npages] = s->next;
+    if (s->next) s->next->prev = s->prev;
+    if (set.lists[s->npages] == nullptr) set.nonempty[s->npages / 64] &= ~(uint64_t{1} << (s->npages % 64));
+    s->next = s->prev = nullptr;
+  } else {
+    set.treap = TreapErase(set.treap, s);
+    s->left = s->right = nullptr;
+  }
+  if (s->released)
+    released_bytes_ -= s->bytes();
+  else
+    free_bytes_.store(free_bytes_.load(std::memory_order_relaxed) - s->bytes(), std::memory_order_relaxed);
+  QueueRemoveLocked(s);
+}
+
+// Maps first and last page to s (all a free span needs).
+template <class Env>
+void PageHeapT<Env>::SetSpanPagesLocked(Span *s) {
+  env_.PageMapSetSpan(s->start, s);
+  env_.PageMapSetSpan(s->last_page(), s);
+}
+
+template <class Env>
+void PageHeapT<Env>::InsertFreeLocked(Span *s) {
+  SPANALLOC_DCHECK(lock_.IsHeld());
+  // Coalesce with a free left neighbour in the same state (committed or
+  // released). The page map's entry for the page before s may be stale (an
+  // interior page of a free span); only a span that really is free and ends
+  // right there qualifies.
+  Span *left = env_.SpanOfPage(s->start - 1);
+  if (left && left->state == SpanState::kFree && left->last_page() == s->start - 1 && !left->in_list &&
+      left->released == s->released) {
+    UnlinkFreeLocked(left);
+    left->npages += s->npages;
+    span_alloc_.Delete(s);
+    s = left;
+  }
+  Span *right = env_.SpanOfPage(s->start + s->npages);
+  if (right && right->state == SpanState::kFree && right->start == s->start + s->npages && !right->in_list &&
+      right->released == s->released) {
+    UnlinkFreeLocked(right);
+    s->npages += right->npages;
+    span_alloc_.Delete(right);
+  }
+  SetSpanPagesLocked(s);
+  LinkFreeLocked(s);
+}
+
+template <class Env>
+Span *PageHeapT<Env>::FindInSetLocked(FreeSet &set, Length n) {
+  if (n <= kMaxListPages) {
+    for (Length w = n / 64; w < sizeof(set.nonempty) / sizeof(set.nonempty[0]); w++) {
+      uint64_t bits = set.nonempty[w];
+      if (w == n / 64) bits &= ~uint64_t{0} << (n % 64);
+      if (bits) return set.lists[w * 64 + __builtin_ctzll(bits)];
+    }
+  }
+  return TreapBestFit(set.treap, n);
+}
+
+template <class Env>
+Span *PageHeapT<Env>::FindLocked(Length n) {
+  Span *committed = FindInSetLocked(sets_[0], n);
+  Span *released = FindInSetLocked(sets_[1], n);
+  if (committed == nullptr) return released;
+  if (released == nullptr) return committed;
+  return released->npages < committed->npages ? released : committed;
+}
+
+namespace page_heap_internal {
+// One of the spares AllocLocked made sure of (page-heap lock held).
+inline Span *TakeSpare(Span *(&spares)[2]) {
+  for (Span *&spare : spares)
+    if (spare != nullptr) {
+      Span *s = spare;
+      spare = nullptr;
+      return s;
+    }
+  FatalInternal("page heap: split without a spare span");
+}
+}  // namespace page_heap_internal
+
+// Takes n pages starting at an align_pages boundary out of free span s
+// (already unlinked); the pieces before and after go back as free spans.
+template <class Env>
+Span *PageHeapT<Env>::SplitLocked(Span *s, Length n, Length align_pages) {
+  PageId start = (s->start + align_pages - 1) / align_pages * align_pages;
+  if (start > s->start) {
+    Span *head = page_heap_internal::TakeSpare(spares_);
+    head->start = s->start;
+    head->npages = start - s->start;
+    head->released = s->released;
+    s->start = start;
+    s->npages -= head->npages;
+    SetSpanPagesLocked(head);
+    LinkFreeLocked(head);
+  }
+  if (s->npages > n) {
+    Span *tail = page_heap_internal::TakeSpare(spares_);
+    tail->start = s->start + n;
+    tail->npages = s->npages - n;
+    tail->released = s->released;
+    s->npages = n;
+    SetSpanPagesLocked(tail);
+    LinkFreeLocked(tail);
+  }
+  return s;
+}
+
+template <class Env>
+Span *PageHeapT<Env>::AllocLocked(Length n, Length align_pages) {
+  SPANALLOC_DCHECK(lock_.IsHeld());
+  // The (at most two) Span objects a split needs, before anything is cut.
+  for (Span *&spare : spares_)
+    if (spare == nullptr && (spare = span_alloc_.New()) == nullptr) return nullptr;
+  Span *s = FindLocked(n + align_pages - 1);
+  if (s == nullptr) return nullptr;
+  UnlinkFreeLocked(s);
+  return SplitLocked(s, n, align_pages);
+}
+
+// Maps more address space: kGrowBytes, or the request rounded up to whole
+// huge pages, 2 MiB-aligned (huge pages can back it; released state, so it
+// costs no RSS until touched). Near the memory limit, every free committed
+// span goes back first: the heap's footprint grows only when its own free
+// memory cannot serve the request.
+template <class Env>
+bool PageHeapT<Env>::GrowUnlocked(Length n) {
+  size_t bytes = n << kPageShift;
+  if (NearLimit(bytes)) ReleaseAll();
+  size_t grow = bytes < kGrowBytes ? kGrowBytes : (bytes + kHugePageSize - 1) & ~(kHugePageSize - 1);
+  void *mem = env_.OsMap(grow, kHugePageSize);
+  if (mem == nullptr && grow > bytes) {
+    grow = bytes;
+    mem = env_.OsMap(grow, kPageSize);
+  }
+  if (mem == nullptr) return false;
+  // Huge pages pay off once the heap is big (fewer TLB misses and page
+  // faults); in a small program a 2 MiB page would cost RSS it never uses.
+  uint64_t mapped_before = heap_mapped_.fetch_add(grow, std::memory_order_relaxed);
+  if (env_.options().hugepages && mapped_before >= kHugePagesFrom &&
+      (reinterpret_cast<uintptr_t>(mem) & (kHugePageSize - 1)) == 0 && grow >= kHugePageSize)
+    env_.OsAdviseHugePages(mem, grow & ~(kHugePageSize - 1));
+  MutexLock l(lock_);
+  if (!env_.PageMapEnsure(PageOf(mem), grow >> kPageShift)) {
+    env_.OsUnmap(mem, grow);
+    return false;
+  }
+  Span *s = span_alloc_.New();
+  if (s == nullptr) {
+    env_.OsUnmap(mem, grow);
+    return false;
+  }
+  s->start = PageOf(mem);
+  s->npages = grow >> kPageShift;
+  s->released = true;  // fresh mappings are zero and not resident
+  InsertFreeLocked(s);
+  return true;
+}
+
+// ---- public -------------------------------------------------------------
+
+template <class Env>
+Span *PageHeapT<Env>::AllocLarge(Length n, Length align_pages, bool *zeroed) {
+  MaybeRelease();
+  // Grow and retry until a span is found: another thread may take the new
+  // memory between our growth and our retry, which is no reason to fail.
+  bool made_room = false, release_now = false;
+  for (;;) {
+    {
+      MutexLock l(lock_);
+      if (!made_room && NeedRoomLocked(n + align_pages - 1)) {
+        made_room = release_now = true;
+      } else if (Span *s = AllocLocked(n, align_pages)) {
+        s->state = SpanState::kLarge;
+        s->size_class = 0;
+        env_.PageMapSetRange(s->start, s->npages, s, 0, false);
+        large_bytes_ += s->bytes();
+        NoteInUseLocked();
+        *zeroed = s->released;
+        s->released = false;
+        return s;
+      }
+    }
+    if (release_now) {  // once per request; then serve it whatever it costs
+      ReleaseAll();
+      release_now = false;
+      continue;
+    }
+    if (!GrowUnlocked(n + align_pages - 1)) return nullptr;
+  }
+}
+
+// Near the memory limit, a request that no committed free span can serve
+// would add to the footprint (fault in released pages, or grow): first every
+// free committed span goes back (the caller releases, unlocked, and retries).
+template <class Env>
+bool PageHeapT<Env>::NeedRoomLocked(Length n) {
+  return env_.options().memory_limit_bytes != 0 && free_bytes_.load(std::memory_order_relaxed) != 0 &&
+         NearLimit(n << kPageShift) && FindInSetLocked(sets_[0], n) == nullptr;
+}
+
+template <class Env>
+Span *PageHeapT<Env>::AllocSmall(Length n, uint32_t cl) {
+  // Grow and retry until a span is found: another thread may take the new
+  // memory between our growth and our retry, which is no reason to fail.
+  bool made_room = false, release_now = false;
+  for (;;) {
+    {
+      MutexLock l(lock_);
+      if (!made_room && NeedRoomLocked(n)) {
+        made_room = release_now = true;
+      } else if (Span *s = AllocLocked(n, 1)) {
+        s->state = SpanState::kSmall;
+        s->size_class = uint8_t(cl);
+        s->released = false;
+        env_.PageMapSetRange(s->start, s->npages, s, MakeClassEntry(s->start_addr(), cl), true);
+        small_span_bytes_ += s->bytes();
+        NoteInUseLocked();
+        return s;
+      }
+    }
+    if (release_now) {
+      ReleaseAll();
+      release_now = false;
+      continue;
+    }
+    if (!GrowUnlocked(n)) return nullptr;
+  }
+}
+
+template <class Env>
+void PageHeapT<Env>::Free(Span *s) {
+  {
+    MutexLock l(lock_);
+    if (s->state == SpanState::kSmall) {
+      env_.PageMapSetRange(s->start, s->npages, s, 0, true);
+      small_span_bytes_ -= s->bytes();
+    } else {
+      large_bytes_ -= s->bytes();
+    }
+    s->size_class = 0;
+    s->in_list = false;
+    InsertFreeLocked(s);
+  }
+  // The background thread frees spans while it holds a central lock
+  // (CentralList::ReleaseSlots): it releases afterwards, with no lock held.
+  if (!env_.OnScavengerThread()) MaybeRelease();
+  NotifyScavenger();
+}
+
+// After memory became free: the background thread is asked for (started
+// lazily, at the caller's next lock-free point) or woken when the heap
+// holds more than it should keep. Two relaxed loads when it need not act.
+template <class Env>
+void PageHeapT<Env>::NotifyScavenger() {
+  uint64_t free_now = free_bytes_.load(std::memory_order_relaxed);
+  uint64_t retain = env_.RetainBytes();
+  if (free_now > retain) env_.NotifyScavenger(free_now - retain);
+}
+
+template <class Env>
+bool PageHeapT<Env>::ResizeInPlace(Span *s, Length n) {
+  MutexLock l(lock_);
+  if (n == s->npages) return true;
+  if (n < s->npages) {
+    Span *tail = span_alloc_.New();
+    if (tail == nullptr) return false;
+    tail->start = s->start + n;
+    tail->npages = s->npages - n;
+    tail->released = false;
+    s->npages = n;
+    large_bytes_ -= tail->bytes();
+    InsertFreeLocked(tail);
+    return true;  // (the scavenger hears of it at the next Free)
+  }
+  Length need = n - s->npages;
+  PageId end = s->start + s->npages;
+  Span *right = env_.SpanOfPage(end);
+  if (right == nullptr || right->state != SpanState::kFree || right->start != end || right->npages < need) return false;
+  UnlinkFreeLocked(right);
+  if (right->npages > need) {
+    Span *rest = span_alloc_.New();
+    if (rest == nullptr) {
+      LinkFreeLocked(right);
+      return false;
+    }
+    rest->start = right->start + need;
+    rest->npages = right->npages - need;
+    rest->released = right->released;
+    SetSpanPagesLocked(rest);
+    LinkFreeLocked(rest);
+  }
+  span_alloc_.Delete(right);
+  env_.PageMapSetRange(end, need, s, 0, false);
+  s->npages = n;
+  large_bytes_ += need << kPageShift;
+  return true;
+}
+
+template <class Env>
+Span *PageHeapT<Env>::Remap(Span *s, Length n) {
+  void *old_addr = PageAddr(s->start);
+  size_t old_bytes = s->bytes(), new_bytes = n << kPageShift;
+  // In place first: the address space after the block may be free.
+  {
+    MutexLock l(lock_);
+    if (!env_.PageMapEnsure(s->start, n)) return nullptr;
+  }
+  if (env_.OsRemapInPlace(old_addr, old_bytes, new_bytes)) {
+    MutexLock l(lock_);
+    env_.PageMapSetRange(s->start + s->npages, n - s->npages, s, 0, false);
+    large_bytes_ += new_bytes - old_bytes;
+    s->npages = n;
+    return s;
+  }
+  Span *moved = span_alloc_.New();
+  if (moved == nullptr) return nullptr;
+  // The destination's page-map leaves exist before anything moves: a failure
+  // afterwards could neither be undone nor reported as ENOMEM.
+  void *q = env_.OsReserve(new_bytes, kPageSize);
+  bool ready = q != nullptr;
+  if (ready) {
+    MutexLock l(lock_);
+    ready = env_.PageMapEnsure(PageOf(q), n);
+  }
+  if (!ready || !env_.OsRemapMoveTo(old_addr, old_bytes, new_bytes, q)) {
+    if (q != nullptr) env_.OsUnreserve(q, new_bytes);
+    span_alloc_.Delete(moved);
+    return nullptr;
+  }
+  bool refilled = env_.OsMapFixed(old_addr, old_bytes);  // the old range: fresh zero pages
+  MutexLock l(lock_);
+  moved->start = PageOf(q);
+  moved->npages = n;
+  moved->state = SpanState::kLarge;
+  env_.PageMapSetRange(moved->start, n, moved, 0, false);
+  large_bytes_ += new_bytes - old_bytes;
+  if (refilled) {
+    s->released = true;  // zero pages, not resident
+    InsertFreeLocked(s);
+  } else {
+    // The old range stays unmapped: forget it (its page-map entries must
+    // not lead to a span).
+    env_.PageMapSetRange(s->start, s->npages, nullptr, 0, false);
+    span_alloc_.Delete(s);
+  }
+  return moved;
+}
+
+// Free committed memory kept before the oldest goes back at once: the
+// option's floor, or the heap's peak in-use bytes, whichever is larger. A
+// heap that churns large blocks then reuses them without faulting pages in
+// (bench_large: 6x fewer page faults than with a fixed 64 MiB cap, and no
+// higher peak RSS); committed-but-free memory stays below that peak, and
+// what stays unused still goes back after the release delay.
+template <class Env>
+uint64_t PageHeapT<Env>::FreeCap() const {
+  return std::max<uint64_t>(env_.options().free_cap_bytes, peak_in_use_.load(std::memory_order_relaxed));
+}
+
+template <class Env>
+void PageHeapT<Env>::NoteInUseLocked() {
+  uint64_t in_use = large_bytes_.load(std::memory_order_relaxed) + small_span_bytes_.load(std::memory_order_relaxed);
+  if (in_use > peak_in_use_.load(std::memory_order_relaxed)) peak_in_use_.store(in_use, std::memory_order_relaxed);
+}
+
+template <class Env>
+void PageHeapT<Env>::MaybeRelease() {
+  uint64_t now = env_.NowMillis();
+  // Unlocked peek: a stale read only delays the release to the next call.
+  uint64_t last = last_release_check_.load(std::memory_order_relaxed);
+  uint64_t free_now = free_bytes_.load(std::memory_order_relaxed);
+  if (now - last < 100 && free_now <= FreeCap()) return;
+  if (!lock_.TryLock()) return;  // someone else is in the heap; they will check
+  last_release_check_.store(now, std::memory_order_relaxed);
+  ReleaseLocked(NearLimit() ? ReleaseMode::kAll : ReleaseMode::kDue, now);  // unlocks
+}
+
+// True when the heap's committed memory (in use plus free committed), with
+// `extra` bytes more, passes 3/4 of the memory limit: then every free
+// committed page goes back at once. The limit never makes an allocation
+// fail; it only makes the heap give memory back sooner.
+template <class Env>
+bool PageHeapT<Env>::NearLimit(uint64_t extra) const {
+  uint64_t limit = env_.options().memory_limit_bytes;
+  if (limit == 0) return false;
+  uint64_t committed = large_bytes_.load(std::memory_order_relaxed) +
+                       small_span_bytes_.load(std::memory_order_relaxed) + free_bytes_.load(std::memory_order_relaxed);
+  return committed + extra > limit / 4 * 3;
+}
+
+// Everything free goes back, including what another thread (the background
+// thread) is releasing at this moment: malloc_trim returns when the heap holds
+// no free committed page (a bounded wait: in-flight batches are 16 spans).
+template <class Env>
+size_t PageHeapT<Env>::ReleaseAll() {
+  lock_.Lock();
+  size_t total = ReleaseLocked(ReleaseMode::kAll, env_.NowMillis());
+  for (int i = 0; i < 10000; i++) {
+    lock_.Lock();
+    bool busy = in_flight_ != nullptr;
+    lock_.Unlock();
+    if (!busy) break;
+    sched_yield();
+  }
+  return total;
+}
+
+template <class Env>
+uint64_t PageHeapT<Env>::ReleaseDue(size_t *released) {
+  uint64_t now = env_.NowMillis();
+  lock_.Lock();
+  last_release_check_.store(now, std::memory_order_relaxed);
+  *released = ReleaseLocked(NearLimit() ? ReleaseMode::kAll : ReleaseMode::kDue, now);  // unlocks
+  MutexLock l(lock_);
+  uint64_t free_now = free_bytes_.load(std::memory_order_relaxed);
+  uint64_t retain = env_.RetainBytes();
+  if (parked_head_ != nullptr && free_now > retain + kParkedSlack) return env_.NowMillis();
+  if (queue_head_ != nullptr && free_now > retain) return queue_head_->free_since + env_.options().release_delay_ms;
+  return kNever;
+}
+
+// Huge-page mode: of free span s (unlinked), keeps only its whole 2 MiB
+// ranges for release; the ends before and after them are parked (they
+// share a huge page with memory in use). Returns the part to release, or
+// nullptr when none is a whole huge page (then all of s is parked).
+template <class Env>
+Span *PageHeapT<Env>::TrimToHugePagesLocked(Span *s) {
+  constexpr Length kHugePages = kHugePageSize >> kPageShift;
+  PageId first = (s->start + kHugePages - 1) / kHugePages * kHugePages;
+  PageId end = (s->start + s->npages) / kHugePages * kHugePages;
+  auto park = [this](Span *p) {
+    LinkFreeLocked(p);  // committed: counted free, queued on the time queue...
+    QueueRemoveLocked(p);
+    QueueAppendLocked(p, true);  // ...moved to the parked queue
+  };
+  if (first >= end) {
+    SetSpanPagesLocked(s);
+    park(s);
+    return nullptr;
+  }
+  for (int side = 0; side < 2; side++) {
+    Length len = side == 0 ? first - s->start : s->start + s->npages - end;
+    if (len == 0) continue;
+    Span *piece = span_alloc_.New();
+    if (piece == nullptr) FatalInternal("out of metadata memory");
+    piece->start = side == 0 ? s->start : end;
+    piece->npages = len;
+    piece->released = false;
+    if (side == 0) s->start = first;
+    s->npages -= len;
+    SetSpanPagesLocked(piece);
+    park(piece);
+  }
+  SetSpanPagesLocked(s);
+  return s;
+}
+
+// The next span to release, taken out of the free structures (nullptr when
+// none is due): the oldest queued span once past the delay while the heap
+// holds more than the retained bytes, at once above the cap; parked spans
+// under pressure; everything in mode kAll.
+template <class Env>
+Span *PageHeapT<Env>::TakeDueLocked(ReleaseMode mode, uint64_t now) {
+  for (;;) {
+    uint64_t free_now = free_bytes_.load(std::memory_order_relaxed);
+    bool all = mode == ReleaseMode::kAll;
+    bool over_cap = free_now > FreeCap();
+    Span *s = queue_head_;
+    if (s != nullptr && (all || over_cap ||
+                         (now - s->free_since >= env_.options().release_delay_ms && free_now > env_.RetainBytes()))) {
+      UnlinkFreeLocked(s);
+      if (all || over_cap || !env_.options().hugepages) return s;
+      if (Span *whole = TrimToHugePagesLocked(s)) return whole;
+      continue;  // all of s was parked
+    }
+    s = parked_head_;
+    if (s != nullptr && (all || over_cap || free_now > env_.RetainBytes() + kParkedSlack)) {
+      UnlinkFreeLocked(s);
+      return s;
+    }
+    return nullptr;
+  }
+}
+
+// Called with lock_ held; returns with it released. Takes due spans out of
+// the free structures onto the in-flight list, madvises them unlocked, then
+// re-inserts them released.
+template <class Env>
+size_t PageHeapT<Env>::ReleaseLocked(ReleaseMode mode, uint64_t now) {
+  size_t total = 0;
+  for (;;) {
+    constexpr int kBatch = 16;
+    Span *batch[kBatch];
+    int count = 0;
+    while (count < kBatch) {
+      Span *s = TakeDueLocked(mode, now);
+      if (s == nullptr) break;
+      s->state = SpanState::kReleasing;  // neighbours must not merge it meanwhile
+      s->lru_prev = nullptr;
+      s->lru_next = in_flight_;
+      if (in_flight_) in_flight_->lru_prev = s;
+      in_flight_ = s;
+      batch[count++] = s;
+    }
+    lock_.Unlock();
+    if (count == 0) return total;
+    for (int i = 0; i < count; i++) {
+      if (env_.OsRelease(PageAddr(batch[i]->start), batch[i]->bytes())) {
+        batch[i]->released = true;
+        total += batch[i]->bytes();
+        env_.PageMapReleaseInterior(batch[i]->start, batch[i]->npages);
+      }
+    }
+    lock_.Lock();
+    for (int i = 0; i < count; i++) {
+      Span *s = batch[i];
+      if (s->lru_prev)
+        s->lru_prev->lru_next = s->lru_next;
+      else
+        in_flight_ = s->lru_next;
+      if (s->lru_next) s->lru_next->lru_prev = s->lru_prev;
+      s->lru_next = s->lru_prev = nullptr;
+      InsertFreeLocked(s);
+    }
+  }
+}
+
+template <class Env>
+void PageHeapT<Env>::AfterForkChild() {
+  // Only this thread exists; lock_ was reset by the fork handler.
+  MutexLock l(lock_);
+  while (Span *s = in_flight_) {
+    in_flight_ = s->lru_next;
+    s->lru_next = s->lru_prev = nullptr;
+    s->released = false;
+    InsertFreeLocked(s);
+  }
+}
+
+template <class Env>
+PageHeapStats PageHeapT<Env>::Stats() {
+  MutexLock l(lock_);
+  return PageHeapStats{free_bytes_.load(std::memory_order_relaxed), released_bytes_, large_bytes_, small_span_bytes_,
+                       span_alloc_.in_use()};
+}
+
+template <class Env>
+const char *PageHeapT<Env>::Validate() {
+  MutexLock l(lock_);
+  uint64_t free_sum = 0, released_sum = 0;
+  auto check = [&](Span *s) -> const char * {
+    if (s->state != SpanState::kFree) return "free structure holds a span not marked free";
+    if (env_.SpanOfPage(s->start) != s || env_.SpanOfPage(s->last_page()) != s)
+      return "free span's ends not in page map";
+    Span *left = env_.SpanOfPage(s->start - 1);
+    if (left && left->state == SpanState::kFree && left->last_page() == s->start - 1 && left->released == s->released)
+      return "uncoalesced neighbours";
+    if (s->released == s->in_lru) return "released span queued, or committed span not queued";
+    (s->released ? released_sum : free_sum) += s->bytes();
+    return nullptr;
+  };
+  for (int which = 0; which < 2; which++) {
+    FreeSet &set = sets_[which];
+    for (Length n = 1; n <= kMaxListPages; n++) {
+      bool bit = set.nonempty[n / 64] & (uint64_t{1} << (n % 64));
+      if (bit != (set.lists[n] != nullptr)) return "non-empty bitmap out of date";
+      for (Span *s = set.lists[n]; s; s = s->next) {
+        if (s->npages != n) return "span in the wrong length list";
+        if (s->released != (which == 1)) return "span in the wrong free set";
+        if (const char *e = check(s)) return e;
+      }
+    }
+    // Walk the treap iteratively with an explicit stack (depth is O(log n)).
+    Span *stack[128];
+    int sp = 0;
+    if (set.treap) stack[sp++] = set.treap;
+    while (sp > 0) {
+      Span *s = stack[--sp];
+      if (s->npages <= kMaxListPages) return "short span in treap";
+      if (s->released != (which == 1)) return "span in the wrong free set";
+      if (s->left && (!Less(s->left, s) || s->left->priority > s->priority)) return "treap order broken";
+      if (s->right && (!Less(s, s->right) || s->right->priority > s->priority)) return "treap order broken";
+      if (const char *e = check(s)) return e;
+      if (sp + 2 > 128) return "treap too deep";
+      if (s->left) stack[sp++] = s->left;
+      if (s->right) stack[sp++] = s->right;
+    }
+  }
+  if (free_sum != free_bytes_.load(std::memory_order_relaxed)) return "free byte count out of date";
+  if (released_sum != released_bytes_) return "released byte count out of date";
+  return nullptr;
+}
+
+}  // namespace spanalloc
