@@ -40,6 +40,66 @@ inline void *HandOut(void *p) {
   return p;
 }
 
+// False sharing of tiny objects (classes below a cache line):
+//  - active: two threads' own objects on one line. A thread's first refill
+//    of a tiny class takes whole lines (kSpreadLines of them), so no two
+//    threads start on the same line.
+//  - passive: a thread allocates objects back to back and hands them to
+//    other threads, which free them into their own caches and then reuse
+//    them, all on one line. A refill that came from the spans (objects in
+//    address order) is therefore linked a line apart (SpreadOverLines):
+//    consecutive allocations land on kSpreadLines different lines, and so
+//    do objects handed out to up to kSpreadLines threads. The thread's own
+//    objects still fill the same lines, only in another order.
+constexpr uint32_t kCacheLine = 64;
+constexpr uint32_t kSpreadLines = 4;
+
+// Objects of class cl per cache line, rounded up (0 for classes of a line or more).
+constexpr uint32_t PerLine(uint32_t cl) {
+  uint32_t size = kClassShape[cl].size;
+  return size >= kCacheLine ? 0 : (kCacheLine + size - 1) / size;
+}
+
+// First max_length of each class's list (slow start; tiny classes: whole lines).
+constexpr std::array<uint32_t, kNumClasses> kInitialLength = [] {
+  std::array<uint32_t, kNumClasses> t{};
+  for (uint32_t cl = 1; cl < kNumClasses; cl++)
+    t[cl] = std::max(ThreadCache::kInitialMaxLength,
+                     std::min(kClassShape[cl].batch, kSpreadLines * kCacheLine / kClassShape[cl].size));
+  return t;
+}();
+
+constexpr uint32_t kMaxBatch = [] {
+  uint32_t m = 0;
+  for (uint32_t cl = 1; cl < kNumClasses; cl++) m = std::max(m, kClassShape[cl].batch);
+  return m;
+}();
+
+// Relinks the n objects from head (n <= batch, links written by the central
+// list just now) so that consecutive ones are PerLine(cl) objects apart:
+// with head's objects in address order, a cache line or more. Returns the
+// new head; the new tail's link is null.
+void *SpreadOverLines(void *head, uint32_t n, uint32_t cl) {
+  const uint32_t step = PerLine(cl);
+  if (n <= step) return head;  // one line: nothing to spread over
+  void *obj[kMaxBatch];
+  for (uint32_t i = 0; i < n; i++, head = LinkOf(obj[i - 1])) obj[i] = head;
+  void *first = nullptr;
+  void *last = nullptr;
+  for (uint32_t j = 0; j < step; j++) {
+    for (uint32_t i = j; i < n; i += step) {
+      if (last != nullptr) {
+        SetLink(last, obj[i]);
+      } else {
+        first = obj[i];
+      }
+      last = obj[i];
+    }
+  }
+  SetLink(last, nullptr);
+  return first;
+}
+
 // One object straight from / to the central list, for threads without a cache.
 void *CentralAllocOne(uint32_t cl) {
   void *head, *tail;
@@ -51,9 +111,7 @@ ThreadCache *ThreadCache::CreateForCurrentThread() {
   ThreadCache *tc = g_cache_alloc.New();
   if (tc == nullptr) return nullptr;
   for (uint32_t cl = 1; cl < kNumClasses; cl++) {
-    // At least one cache line's worth, so that two threads' first objects
-    // of a tiny class do not share a line (false sharing).
-    uint32_t initial = std::max<uint32_t>(kInitialMaxLength, 64 / kClassShape[cl].size);
+    uint32_t initial = kInitialLength[cl];
     tc->lists[cl].max_length = initial;
     tc->max_bytes_ += uint64_t(initial) * kClassShape[cl].size;
   }
@@ -150,6 +208,9 @@ void *ThreadCache::Refill(uint32_t cl) {
   int want = int(std::min(l.max_length, shape.batch));
   int got = g_central[cl].RemoveRange(&head, &tail, want);
   if (got == 0) return nullptr;
+  // Fewer than a batch: from the spans, in address order (a whole batch may
+  // be a transfer slot's, in any order: left as it is, O(1)).
+  if (uint32_t(got) < shape.batch && PerLine(cl) != 0) head = SpreadOverLines(head, uint32_t(got), cl);
   GrowMaxLength(cl);
   if (uint32_t(got) > l.max_length) {
     max_bytes_ += uint64_t(uint32_t(got) - l.max_length) * shape.size;
@@ -158,7 +219,7 @@ void *ThreadCache::Refill(uint32_t cl) {
   void *p = head;
   l.head = CheckedLinkOf(head, cl, "malloc");
   l.length = uint32_t(got - 1);
-  PublishBytes();
+  PublishClass(cl);
   return HandOut(p);
 }
 
@@ -187,7 +248,7 @@ void ThreadCache::Overflow(uint32_t cl) {
     if (l.length < l.max_length) return;
   }
   ReleaseToCentral(cl, kClassShape[cl].batch);
-  PublishBytes();
+  PublishClass(cl);
 }
 
 void ThreadCache::FlushAll() {
@@ -201,8 +262,19 @@ void ThreadCache::FlushAll() {
 
 void ThreadCache::PublishBytes() {
   uint64_t bytes = 0;
-  for (uint32_t cl = 1; cl < kNumClasses; cl++)
-    bytes += uint64_t(lists[cl].length + stash_[cl].length) * kClassShape[cl].size;
+  for (uint32_t cl = 1; cl < kNumClasses; cl++) {
+    published_length_[cl] = lists[cl].length + stash_[cl].length;
+    bytes += uint64_t(published_length_[cl]) * kClassShape[cl].size;
+  }
+  __atomic_store_n(&published_bytes_, bytes, __ATOMIC_RELAXED);
+}
+
+void ThreadCache::PublishClass(uint32_t cl) {
+  uint32_t now = lists[cl].length + stash_[cl].length;
+  uint64_t size = kClassShape[cl].size;
+  // Unsigned wrap-around makes a shrinking class subtract.
+  uint64_t bytes = published_bytes_ + uint64_t(now) * size - uint64_t(published_length_[cl]) * size;
+  published_length_[cl] = now;
   __atomic_store_n(&published_bytes_, bytes, __ATOMIC_RELAXED);
 }
 

@@ -96,7 +96,7 @@ bool ThreadCache::RefillStash(uint32_t cl) {
   SetLink(tail, st.head);
   st.head = head;
   st.length += uint32_t(got);
-  PublishBytes();
+  PublishClass(cl);
   return true;
 }
 
@@ -179,7 +179,7 @@ void ThreadCache::OverflowSampling(uint32_t cl) {
   }
   if (st.length < batch) UnchargeList(cl);
   ReleaseStash(cl, batch);
-  PublishBytes();
+  PublishClass(cl);
 }
 
 void ThreadCache::FlushSampling() {

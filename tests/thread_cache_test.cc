@@ -78,6 +78,36 @@ TEST(ThreadCache, ExitingThreadReturnsItsCache) {
   EXPECT_EQ(after.thread_caches, before.thread_caches) << "the dead thread's cache is gone";
 }
 
+// Slow paths publish only their own class's share of the cached bytes (by
+// deltas); the running figure must equal a full recount whatever the lists
+// did, growing and shrinking.
+TEST(ThreadCache, PublishedBytesMatchAFullRecount) {
+  std::thread t([] {
+    std::vector<void *> objs;
+    for (int round = 0; round < 3; round++) {
+      for (int i = 0; i < 4000; i++) objs.push_back(spanalloc_malloc(8 + (i * 37 + round * 11) % 3000));
+      for (size_t i = 0; i < objs.size(); i += 2) spanalloc_free(objs[i]);
+      std::vector<void *> kept;
+      for (size_t i = 1; i < objs.size(); i += 2) kept.push_back(objs[i]);
+      objs.swap(kept);
+    }
+    ThreadCache *tc = tls_cache;
+    ASSERT_NE(tc, &g_empty_cache);
+    uint64_t caches, by_class, recounted;
+    for (uint32_t cl = 1; cl < kNumClasses; cl++) tc->PublishClass(cl);
+    ThreadCache::RegistryStats(&caches, &by_class);
+    tc->PublishBytes();
+    ThreadCache::RegistryStats(&caches, &recounted);
+    EXPECT_EQ(by_class, recounted) << "the other threads' caches are idle meanwhile";
+    uint64_t mine = 0;
+    for (uint32_t cl = 1; cl < kNumClasses; cl++) mine += uint64_t(tc->lists[cl].length) * kClassShape[cl].size;
+    EXPECT_GT(mine, 0u);
+    EXPECT_GE(recounted, mine);
+    for (void *p : objs) spanalloc_free(p);
+  });
+  t.join();
+}
+
 TEST(ThreadCache, ManyThreadsDoNotAccumulateCaches) {
   spanalloc_stats before;
   spanalloc_get_stats(&before);
@@ -93,6 +123,28 @@ TEST(ThreadCache, ManyThreadsDoNotAccumulateCaches) {
   spanalloc_stats after;
   spanalloc_get_stats(&after);
   EXPECT_EQ(after.thread_caches, before.thread_caches);
+}
+
+// Passive false sharing (thread_cache.cc): objects of a class below a cache
+// line that a thread allocates back to back, to hand them to other threads,
+// must not share a line. A new thread's first refill comes from the spans
+// once the transfer slots are emptied.
+TEST(ThreadCache, ConsecutiveTinyObjectsAreALineApart) {
+  spanalloc_release_free_memory();
+  std::thread t([] {
+    for (size_t size : {8, 16, 32, 48}) {
+      std::vector<uintptr_t> a;
+      for (int i = 0; i < 4; i++) a.push_back(reinterpret_cast<uintptr_t>(spanalloc_malloc(size)));
+      size_t n = size == 48 ? 3 : 4;  // 48 B: 5 objects to start, 3 on lines of their own
+      for (size_t i = 0; i < n; i++)
+        for (size_t j = i + 1; j < n; j++)
+          EXPECT_TRUE(a[i] / 64 > (a[j] + size - 1) / 64 || a[j] / 64 > (a[i] + size - 1) / 64)
+              << size << " B objects " << i << " and " << j << " share a cache line: " << std::hex << a[i] << " "
+              << a[j];
+      for (uintptr_t p : a) spanalloc_free(reinterpret_cast<void *>(p));
+    }
+  });
+  t.join();
 }
 
 TEST(ThreadCache, ObjectsFreedOnAnotherThreadAreReused) {
