@@ -129,9 +129,10 @@ class PageHeapT {
   // Resizes s to n pages where it stands: shrinking frees the tail; growing
   // takes the start of a free right neighbour. false if that is not free.
   bool ResizeInPlace(Span *s, Length n);
-  // Resizes s to n pages by moving its pages (mremap), never copying them.
+  // Grows s to n pages by moving its pages (mremap), never copying them.
   // Returns the span now holding the data (s itself if it grew in place),
-  // or nullptr if the kernel refused (s is then untouched).
+  // or nullptr if the kernel refused or n <= s->npages (s is then untouched;
+  // shrinking is ResizeInPlace's, and the caller copies when that failed).
   Span *Remap(Span *s, Length n);
 
   // Releases every free committed span now; returns the bytes released.

@@ -455,6 +455,9 @@ bool PageHeapT<Env>::ResizeInPlace(Span *s, Length n) {
 
 template <class Env>
 Span *PageHeapT<Env>::Remap(Span *s, Length n) {
+  // Growing only: an mremap that shrinks would leave the tail unmapped, and
+  // the page-map update below would run over n - npages (negative) pages.
+  if (n <= s->npages) return nullptr;
   void *old_addr = PageAddr(s->start);
   size_t old_bytes = s->bytes(), new_bytes = n << kPageShift;
   // In place first: the address space after the block may be free.
@@ -590,16 +593,23 @@ Span *PageHeapT<Env>::TrimToHugePagesLocked(Span *s) {
     QueueRemoveLocked(p);
     QueueAppendLocked(p, true);  // ...moved to the parked queue
   };
+  // The Span objects of the ends first: out of metadata memory, nothing is
+  // cut and all of s waits parked (releasing is never worth an abort).
+  Length lens[2] = {first < end ? first - s->start : 0, first < end ? s->start + s->npages - end : 0};
+  Span *pieces[2] = {};
+  for (int side = 0; side < 2 && first < end; side++)
+    if (lens[side] != 0 && (pieces[side] = span_alloc_.New()) == nullptr) end = first;
   if (first >= end) {
+    for (Span *piece : pieces)
+      if (piece != nullptr) span_alloc_.Delete(piece);
     SetSpanPagesLocked(s);
     park(s);
     return nullptr;
   }
   for (int side = 0; side < 2; side++) {
-    Length len = side == 0 ? first - s->start : s->start + s->npages - end;
+    Length len = lens[side];
     if (len == 0) continue;
-    Span *piece = span_alloc_.New();
-    if (piece == nullptr) FatalInternal("out of metadata memory");
+    Span *piece = pieces[side];
     piece->start = side == 0 ? s->start : end;
     piece->npages = len;
     piece->released = false;

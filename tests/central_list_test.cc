@@ -1,5 +1,6 @@
 // Central lists over the real page heap: batches through transfer slots,
 // objects back into spans, empty spans back to the page heap, double frees.
+// The last tests run a list alone on a fake page heap (FakeListTest).
 #include "central_list.h"
 
 #include <gtest/gtest.h>
@@ -9,6 +10,8 @@
 #include <vector>
 
 #include "allocator.h"
+#include "central_list_impl.h"
+#include "fakes/fake_central_env.h"
 #include "free_list.h"
 #include "page_heap.h"
 #include "page_map.h"
@@ -115,7 +118,7 @@ TEST_F(CentralListTest, ReusedSpanKeepsNoFreeBitsOfItsLastClass) {
     EXPECT_EQ(c.Validate(), nullptr) << "class " << cl;
   };
   ASSERT_EQ(kClassShape[1].objects, kMaxObjectsPerSpan);  // every bitmap word
-  churn(1);  // three one-page spans of 1,024 objects back to the page heap
+  churn(1);                                               // three one-page spans of 1,024 objects back to the page heap
   for (uint32_t cl = 2; cl < kNumClasses; cl++)
     if (kClassShape[cl].pages == 1) churn(cl);  // reuse them with fewer objects
 }
@@ -130,7 +133,8 @@ TEST_F(CentralListTest, DoubleFreeIntoASpanIsFatal) {
     SetLink(h, nullptr);
     g_central[cl].InsertRange(h, 1);
   };
-  EXPECT_DEATH(twice(), "spanalloc: double free of 0x[0-9a-f]+ \\(free: [0-9]+-byte block, already free in its span\\)");
+  EXPECT_DEATH(twice(),
+               "spanalloc: double free of 0x[0-9a-f]+ \\(free: [0-9]+-byte block, already free in its span\\)");
 }
 
 TEST_F(CentralListTest, CorruptedLinkIsReportedBeforeTheSpanIsTouched) {
@@ -151,7 +155,8 @@ TEST_F(CentralListTest, CorruptedLinkIsReportedBeforeTheSpanIsTouched) {
     SetLink(objs[1], which == 0 ? static_cast<void *>(bad) : static_cast<void *>(not_heap + 16));
     g_central[cl].InsertRange(objs[0], objs[2], 3);
   };
-  EXPECT_DEATH(corrupt(0), "spanalloc: free-list corruption of 0x[0-9a-f]+ \\(free: [0-9]+-byte block, free, its link overwritten");
+  EXPECT_DEATH(corrupt(0),
+               "spanalloc: free-list corruption of 0x[0-9a-f]+ \\(free: [0-9]+-byte block, free, its link overwritten");
   EXPECT_DEATH(corrupt(1), "spanalloc: free-list corruption of 0x[0-9a-f]+ \\(free: [0-9]+-byte block");
 }
 
@@ -179,6 +184,79 @@ TEST_F(CentralListTest, ConcurrentRemoveAndInsert) {
   }
   for (auto &t : threads) t.join();
   EXPECT_EQ(g_central[cl].Validate(), nullptr);
+}
+
+// ---- one list alone, on a fake page heap (tests/fakes/fake_central_env.h) ----
+
+using fake::FakeCentralEnv;
+using fake::FakeCentralList;
+using fake::FakePages;
+
+struct FakeListTest : ::testing::Test {
+  void SetUp() override { InitLinkSecret(); }
+  FakePages pages;
+  std::vector<void *> Take(FakeCentralList &list, int count) {
+    std::vector<void *> objs;
+    for (int i = 0; i < count; i++) {
+      void *h, *t;
+      if (list.RemoveRange(&h, &t, 1) != 1) break;
+      objs.push_back(h);
+    }
+    return objs;
+  }
+};
+
+TEST_F(FakeListTest, TheClassIsTheConstructorsAndSpansComeFromBelow) {
+  FakeCentralList a(7, FakeCentralEnv{&pages}), b(20, FakeCentralEnv{&pages});
+  EXPECT_EQ(a.size_class(), 7u);
+  void *h, *t;
+  ASSERT_EQ(a.RemoveRange(&h, &t, 1), 1);
+  ASSERT_EQ(b.RemoveRange(&h, &t, 1), 1);
+  ASSERT_EQ(pages.spans().size(), 2u);
+  for (auto &[addr, s] : pages.spans()) EXPECT_TRUE(s->size_class == 7 || s->size_class == 20);
+  EXPECT_EQ(pages.SpanOf(h)->size_class, 20u);
+  EXPECT_EQ(a.Validate(), nullptr);
+  EXPECT_EQ(b.Validate(), nullptr);
+}
+
+TEST_F(FakeListTest, WholeSpansGoBackButTheLastPartialOne) {
+  const uint32_t cl = 25;
+  pages.SetShape(cl, 1, 4);  // few objects per span: many spans
+  FakeCentralList list(cl, FakeCentralEnv{&pages});
+  uint32_t per_span = pages.Shape(cl).objects;
+  std::vector<void *> objs = Take(list, int(3 * per_span));
+  ASSERT_EQ(objs.size(), 3 * per_span);
+  EXPECT_EQ(pages.spans().size(), 3u);
+  EXPECT_EQ(list.Stats().spans, 3u);
+  for (void *p : objs) {
+    SetLink(p, nullptr);
+    list.InsertRange(p, p, 1);
+    EXPECT_EQ(list.Validate(), nullptr);
+  }
+  EXPECT_EQ(pages.freed, 2u) << "two spans back, one kept against thrashing";
+  EXPECT_EQ(list.Stats().spans, 1u);
+  EXPECT_EQ(list.Stats().span_free, per_span);
+}
+
+TEST_F(FakeListTest, ARefusingPageHeapGivesFewerOrNone) {
+  uint32_t cl = 1;
+  while (kClassShape[cl].size <= kPageSize / 8) cl++;  // fewer than 8 objects in a page
+  pages.SetShape(cl, 1, 8);
+  FakeCentralList list(cl, FakeCentralEnv{&pages});
+  uint32_t per_span = pages.Shape(cl).objects;
+  ASSERT_LT(per_span, 8u);
+  pages.fail_next = 1;
+  void *h, *t;
+  EXPECT_EQ(list.RemoveRange(&h, &t, 8), 0) << "the page heap refused: nothing, no crash";
+  EXPECT_EQ(list.Validate(), nullptr);
+  // One span, then a refusal: the objects of the one span only.
+  ASSERT_EQ(list.RemoveRange(&h, &t, 1), 1);
+  pages.fail_next = 1;
+  int got = list.RemoveRange(&h, &t, 8);
+  EXPECT_EQ(got, int(per_span) - 1);
+  EXPECT_EQ(Collect(h, got).size(), size_t(got));
+  EXPECT_EQ(LinkOf(t), nullptr);
+  EXPECT_EQ(list.Validate(), nullptr);
 }
 
 }  // namespace

@@ -1,16 +1,22 @@
 // The page heap alone: allocation, splitting, coalescing, the treap of long
-// runs, alignment, release to the OS. Validate() runs after every step.
+// runs, alignment, release to the OS. Validate() runs after every step. The
+// first tests run a heap on the real page map and OS; the last ones run one
+// on fakes of them (FakeHeapTest).
 #include "page_heap.h"
 
 #include <gtest/gtest.h>
 #include <sys/mman.h>
 
 #include <algorithm>
+#include <cstring>
+#include <memory>
 #include <random>
 #include <vector>
 
+#include "fakes/fake_page_heap_env.h"
 #include "options.h"
 #include "os_memory.h"
+#include "page_heap_impl.h"
 #include "page_map.h"
 
 namespace spanalloc {
@@ -181,7 +187,8 @@ TEST(PageHeap, SmallSpansCarryTheirClassInThePageMap) {
   Span *s = heap.AllocSmall(3, 42);
   ASSERT_NE(s, nullptr);
   EXPECT_EQ(s->state, SpanState::kSmall);
-  for (PageId p = s->start; p < s->start + 3; p++) EXPECT_EQ(ClassEntry(PageAddr(p)), MakeClassEntry(s->start_addr(), 42));
+  for (PageId p = s->start; p < s->start + 3; p++)
+    EXPECT_EQ(ClassEntry(PageAddr(p)), MakeClassEntry(s->start_addr(), 42));
   PageId start = s->start;
   heap.Free(s);
   for (PageId p = start; p < start + 3; p++) EXPECT_EQ(ClassEntry(PageAddr(p)), 0u);
@@ -214,6 +221,160 @@ TEST(PageHeap, RandomOperationsKeepInvariants) {
   for (Span *s : live) heap.Free(s);
   EXPECT_VALID(heap);
   EXPECT_EQ(heap.Stats().large_bytes, 0u);
+}
+
+// ---- the page heap alone, on a fake of the page map, the OS and the clock ----
+// (tests/fakes/fake_page_heap_env.h: its address space faults when touched,
+// so every test here also checks that the page heap never touches span
+// memory.)
+
+using fake::FakePageHeap;
+using fake::FakePageHeapEnv;
+using fake::FakeWorld;
+
+struct FakeHeapTest : ::testing::Test {
+  FakeWorld world{size_t{4} << 30};
+  std::unique_ptr<FakePageHeap> heap = std::make_unique<FakePageHeap>(FakePageHeapEnv{&world});
+  void SetUp() override { world.heap_lock = &heap->lock(); }
+  Span *Large(Length n, Length align = 1, bool *zeroed = nullptr) {
+    bool z;
+    Span *s = heap->AllocLarge(n, align, zeroed ? zeroed : &z);
+    if (s) world.SetDirty(s->start, s->npages);  // the user writes it
+    return s;
+  }
+  // Every mapped page is in use, free committed or released.
+  void ExpectAccounted(uint64_t in_use_bytes) {
+    PageHeapStats st = heap->Stats();
+    EXPECT_EQ(uint64_t(world.mapped_pages) << kPageShift, in_use_bytes + st.free_bytes + st.released_bytes);
+    EXPECT_EQ(uint64_t(world.clean_pages) << kPageShift, st.released_bytes);
+  }
+};
+
+TEST_F(FakeHeapTest, GrowsFromTheOsAndReusesReleasedMemoryAsZero) {
+  bool zeroed = false;
+  Span *a = Large(10, 1, &zeroed);
+  ASSERT_NE(a, nullptr);
+  EXPECT_TRUE(zeroed) << "fresh mappings read as zero";
+  EXPECT_EQ(world.mapped_pages, FakePageHeap::kGrowBytes >> kPageShift);
+  for (PageId p = a->start; p < a->start + 10; p++) EXPECT_EQ(world.MappedSpan(p), a);
+  ExpectAccounted(a->bytes());
+  PageId start = a->start;
+  heap->Free(a);
+  Span *b = Large(10, 1, &zeroed);
+  EXPECT_EQ(b->start, start);
+  EXPECT_FALSE(zeroed) << "written and not released since";
+  heap->Free(b);
+  EXPECT_GE(heap->ReleaseAll(), 10 * kPageSize);
+  ExpectAccounted(0);
+  Span *c = Large(10, 1, &zeroed);
+  EXPECT_TRUE(zeroed);
+  heap->Free(c);
+  EXPECT_EQ(heap->Validate(), nullptr);
+}
+
+TEST_F(FakeHeapTest, FailsOnlyWhenTheOsRefusesAndWorksAgainAfter) {
+  for (uint64_t FakeWorld::*fail : {&FakeWorld::fail_map, &FakeWorld::fail_ensure}) {
+    world.*fail = 5;                    // growth: the big mapping, then the exact size
+    EXPECT_EQ(Large(100000), nullptr);  // more than the first growth
+    world.*fail = 0;
+    EXPECT_EQ(heap->Validate(), nullptr);
+  }
+  heap->span_alloc().fail_next = 1;
+  EXPECT_EQ(Large(3), nullptr);
+  Span *s = Large(100000);
+  ASSERT_NE(s, nullptr);
+  constexpr Length kHuge = kHugePageSize >> kPageShift;
+  EXPECT_EQ(world.mapped_pages, (100000 + kHuge - 1) / kHuge * kHuge) << "one mapping: the request in huge pages";
+  ExpectAccounted(s->bytes());
+  heap->Free(s);
+  EXPECT_EQ(heap->Validate(), nullptr);
+}
+
+TEST_F(FakeHeapTest, ReleasesAfterTheDelayOnTheClock) {
+  world.options.release_delay_ms = 1000;
+  world.options.free_cap_bytes = uint64_t{1} << 40;
+  Span *keep = Large(5), *s = Large(40);
+  uint64_t freed_at = world.now;
+  heap->Free(s);
+  size_t released = 0;
+  EXPECT_EQ(heap->ReleaseDue(&released), freed_at + 1000) << "due one delay after the free";
+  EXPECT_EQ(released, 0u);
+  world.now += 999;
+  EXPECT_EQ(heap->ReleaseDue(&released), freed_at + 1000);
+  EXPECT_EQ(released, 0u);
+  world.now += 1;
+  heap->ReleaseDue(&released);
+  EXPECT_EQ(released, 40 * kPageSize);
+  EXPECT_EQ(heap->Stats().free_bytes, 0u);
+  ExpectAccounted(keep->bytes());
+  heap->Free(keep);
+  EXPECT_EQ(heap->Validate(), nullptr);
+}
+
+// Found by page_heap_fuzz: realloc shrinking a block of 1 MiB or more, when
+// ResizeInPlace failed for want of a Span object, went on to Remap, whose
+// mremap shrank the mapping and whose page-map update then ran over
+// n - npages (negative: 2^64 - 135) pages.
+TEST_F(FakeHeapTest, RemapNeverShrinks) {
+  Span *s = Large(137);
+  heap->span_alloc().fail_next = 1;
+  EXPECT_FALSE(heap->ResizeInPlace(s, 2));
+  EXPECT_EQ(heap->Remap(s, 2), nullptr);
+  EXPECT_EQ(heap->Remap(s, 137), nullptr);
+  EXPECT_EQ(s->npages, 137u);
+  for (PageId p = s->start; p < s->start + 137; p++) ASSERT_EQ(world.MappedSpan(p), s);
+  EXPECT_EQ(heap->Validate(), nullptr);
+  ExpectAccounted(s->bytes());
+  heap->Free(s);
+}
+
+// Found by page_heap_fuzz: in huge-page mode a due span whose ends must be
+// parked needs two Span objects; out of metadata memory, the background
+// release aborted the process ("out of metadata memory").
+TEST_F(FakeHeapTest, HugePageReleaseOutOfMetadataParksTheWholeSpan) {
+  world.options.hugepages = true;
+  world.options.release_delay_ms = 0;
+  world.options.free_cap_bytes = uint64_t{1} << 40;
+  constexpr Length kHuge = kHugePageSize >> kPageShift;
+  Span *pad = Large(10), *s = Large(2 * kHuge), *after = Large(1);
+  ASSERT_EQ(s->start % kHuge, 10u) << "not huge-page aligned: two ends to park";
+  heap->span_alloc().fail_next = 2;
+  world.on_scavenger_thread = true;  // no release inside Free: ReleaseDue below
+  heap->Free(s);
+  size_t released = 0;
+  heap->ReleaseDue(&released);
+  EXPECT_EQ(released, 0u) << "nothing cut: the whole span waits, parked";
+  EXPECT_EQ(heap->Stats().free_bytes, 2 * kHuge * kPageSize);
+  EXPECT_EQ(heap->Validate(), nullptr);
+  heap->ReleaseAll();
+  EXPECT_EQ(heap->Stats().free_bytes, 0u);
+  ExpectAccounted(pad->bytes() + after->bytes());
+  heap->Free(pad);
+  heap->Free(after);
+  EXPECT_EQ(heap->Validate(), nullptr);
+}
+
+TEST_F(FakeHeapTest, NothingIsMadeWithTheLockHeldButPageMapLeaves) {
+  // FakeWorld checks the lock in every OS and scavenger call; "another
+  // thread" frees and allocates while the heap releases without its lock.
+  Span *a = Large(8), *b = Large(8), *c = Large(8);
+  Span *d = nullptr;
+  int inside = 0;
+  world.hook = [&](const char *what) {
+    if (strcmp(what, "OsRelease") != 0 || inside++ > 0) return;
+    heap->Free(b);  // a neighbour of a span being released
+    d = Large(3);
+  };
+  heap->Free(a);
+  heap->ReleaseAll();
+  world.hook = nullptr;
+  EXPECT_EQ(heap->Validate(), nullptr);
+  ASSERT_NE(d, nullptr);
+  heap->Free(c);
+  heap->Free(d);
+  heap->ReleaseAll();
+  ExpectAccounted(0);
+  EXPECT_EQ(heap->Validate(), nullptr);
 }
 
 }  // namespace
