@@ -460,12 +460,18 @@ Span *PageHeapT<Env>::Remap(Span *s, Length n) {
   if (n <= s->npages) return nullptr;
   void *old_addr = PageAddr(s->start);
   size_t old_bytes = s->bytes(), new_bytes = n << kPageShift;
-  // In place first: the address space after the block may be free.
+  // In place first: the address space after the block may be free. Not
+  // when the page after it is the heap's: that is a span (its mapping is in
+  // the way anyway), or the hole a move of one leaves until it is mapped
+  // again (below; its pages still lead to the moving span), which s must
+  // not grow into.
+  bool in_place;
   {
     MutexLock l(lock_);
     if (!env_.PageMapEnsure(s->start, n)) return nullptr;
+    in_place = env_.SpanOfPage(s->start + s->npages) == nullptr;
   }
-  if (env_.OsRemapInPlace(old_addr, old_bytes, new_bytes)) {
+  if (in_place && env_.OsRemapInPlace(old_addr, old_bytes, new_bytes)) {
     MutexLock l(lock_);
     env_.PageMapSetRange(s->start + s->npages, n - s->npages, s, 0, false);
     large_bytes_ += new_bytes - old_bytes;

@@ -354,6 +354,34 @@ TEST_F(FakeHeapTest, HugePageReleaseOutOfMetadataParksTheWholeSpan) {
   EXPECT_EQ(heap->Validate(), nullptr);
 }
 
+// While Remap moves a block, its old range is a hole in the address space
+// until it is mapped again; another thread's Remap of the block before it
+// must not grow into that hole (the refill would then map over it).
+TEST_F(FakeHeapTest, RemapNeverGrowsIntoTheHoleOfAMoveInFlight) {
+  Span *a = Large(200), *b = Large(200), *c = Large(1);
+  ASSERT_EQ(a->start + 200, b->start);
+  ASSERT_EQ(b->start + 200, c->start);
+  PageId a_start = a->start;
+  Span *a2 = nullptr;
+  int inside = 0;
+  world.hook = [&](const char *what) {
+    if (strcmp(what, "OsRemapMoveTo") != 0 || inside++ > 0) return;
+    EXPECT_FALSE(heap->ResizeInPlace(a, 300));
+    a2 = heap->Remap(a, 300);  // "another thread", b's old range a hole now
+  };
+  Span *b2 = heap->Remap(b, 400);  // c is in the way: b moves
+  world.hook = nullptr;
+  ASSERT_NE(b2, nullptr);
+  ASSERT_NE(a2, nullptr);
+  EXPECT_NE(a2->start, a_start) << "a moved too: it did not grow into b's old range";
+  world.SetDirty(a2->start, a2->npages);
+  world.SetDirty(b2->start, b2->npages);
+  EXPECT_EQ(heap->Validate(), nullptr);
+  ExpectAccounted(a2->bytes() + b2->bytes() + c->bytes());
+  for (Span *s : {a2, b2, c}) heap->Free(s);
+  EXPECT_EQ(heap->Validate(), nullptr);
+}
+
 TEST_F(FakeHeapTest, NothingIsMadeWithTheLockHeldButPageMapLeaves) {
   // FakeWorld checks the lock in every OS and scavenger call; "another
   // thread" frees and allocates while the heap releases without its lock.
