@@ -657,7 +657,8 @@ Span *PageHeapT<Env>::TakeDueLocked(ReleaseMode mode, uint64_t now) {
 
 // Called with lock_ held; returns with it released. Takes due spans out of
 // the free structures onto the in-flight list, madvises them unlocked, then
-// re-inserts them released.
+// re-inserts them released; a round in which the OS refused a release ends
+// there.
 template <class Env>
 size_t PageHeapT<Env>::ReleaseLocked(ReleaseMode mode, uint64_t now) {
   size_t total = 0;
@@ -677,11 +678,14 @@ size_t PageHeapT<Env>::ReleaseLocked(ReleaseMode mode, uint64_t now) {
     }
     lock_.Unlock();
     if (count == 0) return total;
+    bool refused = false;
     for (int i = 0; i < count; i++) {
       if (env_.OsRelease(PageAddr(batch[i]->start), batch[i]->bytes())) {
         batch[i]->released = true;
         total += batch[i]->bytes();
         env_.PageMapReleaseInterior(batch[i]->start, batch[i]->npages);
+      } else {
+        refused = true;
       }
     }
     lock_.Lock();
@@ -694,6 +698,12 @@ size_t PageHeapT<Env>::ReleaseLocked(ReleaseMode mode, uint64_t now) {
       if (s->lru_next) s->lru_next->lru_prev = s->lru_prev;
       s->lru_next = s->lru_prev = nullptr;
       InsertFreeLocked(s);
+    }
+    // The OS refused (madvise fails for good on locked memory): the spans
+    // are back, committed and due again; taking them again now would loop.
+    if (refused) {
+      lock_.Unlock();
+      return total;
     }
   }
 }

@@ -382,6 +382,28 @@ TEST_F(FakeHeapTest, RemapNeverGrowsIntoTheHoleOfAMoveInFlight) {
   EXPECT_EQ(heap->Validate(), nullptr);
 }
 
+// madvise(MADV_DONTNEED) fails for good on locked memory (mlockall): a
+// release round that the OS refuses ends instead of taking the same spans
+// again (ReleaseAll, hence malloc_trim, looped forever).
+TEST_F(FakeHeapTest, AReleaseTheOsRefusesEndsTheRound) {
+  Span *s = Large(40), *t = Large(3), *keep = Large(1);
+  heap->Free(s);
+  heap->Free(t);
+  world.fail_release = uint64_t{1} << 40;  // from now on, always
+  EXPECT_EQ(heap->ReleaseAll(), 0u);
+  world.options.release_delay_ms = 0;
+  world.options.free_cap_bytes = 0;  // every free byte over the cap: due at once
+  size_t released = 1;
+  heap->ReleaseDue(&released);
+  EXPECT_EQ(released, 0u);
+  heap->MaybeRelease();
+  EXPECT_EQ(heap->Validate(), nullptr);
+  world.fail_release = 0;
+  EXPECT_EQ(heap->ReleaseAll(), 43 * kPageSize) << "released once the OS agrees";
+  ExpectAccounted(keep->bytes());
+  heap->Free(keep);
+}
+
 TEST_F(FakeHeapTest, NothingIsMadeWithTheLockHeldButPageMapLeaves) {
   // FakeWorld checks the lock in every OS and scavenger call; "another
   // thread" frees and allocates while the heap releases without its lock.
