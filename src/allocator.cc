@@ -41,6 +41,17 @@ void FreeMisuse(void *p, const char *func) noexcept {
   FatalMisuse(func, p, "invalid pointer", "not the start of an object");
 }
 
+void FreeOffPath(void *p, uint64_t e, const char *func) noexcept {
+  uint32_t cl = EntryClass(e);
+  if (cl == 0) return FreeNotSmall(p, func);
+  if (!IsObjectStart(p, e)) return FreeMisuse(p, func);
+  // The thread has no cache (g_empty_cache, whose magics are 0): the fast
+  // path's remaining checks, then the slow path (which creates one).
+  FreeList *l = &tls_cache->lists[cl];
+  if (MayBeFree(*static_cast<LinkWord *>(p) ^ LinkKey(p))) return FreeSuspect(p, l, func);
+  ThreadCache::FreeSlow(p, cl);
+}
+
 void FreeSuspect(void *p, FreeList *list, const char *func) noexcept {
   FreeList &l = *list;
   uint32_t cl = uint32_t(list - tls_cache->lists);

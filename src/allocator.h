@@ -17,8 +17,11 @@
 //
 //   free(p)                                              [fast path, no lock]
 //     e = ClassEntry(p)                    page_map.h: (span start | class)
-//     class 0 -> FreeNotSmall: large span, or not ours (fatal error)
-//     (p - span start) % size != 0 -> fatal: not the start of an object
+//     (p - span start) % size != 0, by the list's magic -> FreeOffPath:
+//                                          class 0 (its magic is 0): large span,
+//                                          or not ours (fatal error); a thread
+//                                          without a cache (magics 0); else
+//                                          fatal: not the start of an object
 //     p's first word decodes to a link -> FreeSuspect: a double free (fatal),
 //                                          unless the full check says no
 //     push on tls_cache->lists[cl] (link encoded); list over max_length ->
@@ -120,9 +123,13 @@ SPANALLOC_INLINE void *Alloc(size_t n) {
   return AllocAbove1K(n);
 }
 
-// Reports an interior pointer found on the free fast path and aborts.
-// Declared as returning so the fast path can reach it by a tail jump.
+// Reports an interior pointer and aborts.
 SPANALLOC_COLD void FreeMisuse(void *p, const char *func) noexcept;
+// free() of p (class-map entry e) off the fast path: p not in a small span
+// (FreeNotSmall), an interior pointer (FreeMisuse), or a thread without a
+// cache (checked as the fast path checks, then ThreadCache::FreeSlow).
+// Declared as returning so the fast path can reach it by a tail jump.
+SPANALLOC_NOINLINE void FreeOffPath(void *p, uint64_t e, const char *func) noexcept;
 // The freed block's first word decodes to a plausible link: a double free,
 // unless the program's data happens to look like one (free_list.h). Checks
 // in full, reports, or frees the block as usual.
@@ -134,12 +141,21 @@ SPANALLOC_COLD void FreeSuspect(void *p, FreeList *l, const char *func) noexcept
 // (then FreeSuspect tells the two apart), a free block's always does.
 SPANALLOC_INLINE bool MayBeFree(uint64_t decoded) { return (decoded >> 47) == 0; }
 
+// off * l.magic, with the magic read from the list by the multiply itself
+// (GCC otherwise loads it into a register first: one instruction more).
+SPANALLOC_INLINE uint64_t TimesMagic(uint64_t off, const FreeList &l) {
+  asm("imulq %1, %0" : "+r"(off) : "m"(l.magic));
+  return off;
+}
+
 SPANALLOC_INLINE void FreeWithEntry(void *p, uint64_t e, const char *func) {
   uint64_t list_off = e & kEntryClassBits;
-  if (SPANALLOC_UNLIKELY(list_off == 0)) return FreeNotSmall(p, func);
   uint64_t off = reinterpret_cast<uintptr_t>(p) + list_off - e;  // p - span start (e's other low bits are 0)
   FreeList &l = ListAt(list_off);
-  if (SPANALLOC_UNLIKELY(off * l.magic >= l.magic)) return FreeMisuse(p, func);
+  // One test for three cases (FreeOffPath tells them apart): p not in a small
+  // span (class 0, whose list's magic is 0), a thread without a cache
+  // (g_empty_cache: every magic 0), and p not the start of an object.
+  if (SPANALLOC_UNLIKELY(TimesMagic(off, l) >= l.magic)) return FreeOffPath(p, e, func);
   uint64_t key = LinkKey(p);
   if (SPANALLOC_UNLIKELY(MayBeFree(*static_cast<LinkWord *>(p) ^ key))) return FreeSuspect(p, &l, func);
   if (SPANALLOC_UNLIKELY(l.length >= l.max_length)) return ThreadCache::FreeSlowList(p, &l);

@@ -64,8 +64,13 @@ SPANALLOC_INLINE void *LinkOf(const void *slot) {
 SPANALLOC_INLINE void SetLink(void *slot, const void *next) {
   *static_cast<LinkWord *>(slot) = reinterpret_cast<uintptr_t>(next) ^ LinkKey(slot);
 }
+// kLinkBadBits in memory: the test below reads it as an operand instead of
+// loading the 64-bit constant into a register first (one instruction less).
+inline const uint64_t g_link_bad_bits __attribute__((visibility("hidden"))) = kLinkBadBits;
 SPANALLOC_INLINE bool LinkIsPlausible(const void *link) {
-  return (reinterpret_cast<uintptr_t>(link) & kLinkBadBits) == 0;
+  bool plausible;
+  asm("testq %2, %1" : "=@ccz"(plausible) : "r"(link), "m"(g_link_bad_bits));
+  return plausible;
 }
 
 // Sets the secret if it is not set yet (any thread, any number of times).

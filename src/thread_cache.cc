@@ -14,7 +14,7 @@
 namespace spanalloc {
 
 __thread ThreadCache *tls_cache __attribute__((tls_model("initial-exec"))) = &g_empty_cache;
-constinit ThreadCache g_empty_cache;
+constinit ThreadCache g_empty_cache{ThreadCache::EmptyTag{}};
 
 namespace {
 // Thread state beside the cache pointer: 0 no cache yet, 1 has a cache,

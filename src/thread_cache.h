@@ -29,7 +29,10 @@ namespace spanalloc {
 
 // One class's list. 32 bytes so that indexing is a shift; `magic` is the
 // class's divisibility constant (size_classes.h), kept here so free() finds it
-// beside the list instead of in a separate table.
+// beside the list instead of in a separate table. A magic of 0 fails free()'s
+// object-start test for every pointer: class 0's list (blocks that are not
+// small) and every list of g_empty_cache have it, so that free() sends them
+// off the fast path with no test of its own (allocator.h).
 struct FreeList {
   void *head;
   uint32_t length;
@@ -58,6 +61,9 @@ class ThreadCache {
   constexpr ThreadCache() {
     for (uint32_t cl = 0; cl < kNumClasses; cl++) lists[cl].magic = kClassMagic[cl];
   }
+  // g_empty_cache's: every magic 0.
+  struct EmptyTag {};
+  explicit constexpr ThreadCache(EmptyTag) {}
 
   // Slow path of malloc: lists[cl] is empty (or this is the empty cache).
   // Returns nullptr with errno ENOMEM when the OS refuses memory.
@@ -151,7 +157,8 @@ class ThreadCache {
 // static TLS footprint tiny (a dlopen'ed spanalloc still loads). Points at
 // g_empty_cache until the thread's first slow path, and again after exit.
 extern __thread ThreadCache *tls_cache __attribute__((tls_model("initial-exec")));
-// A cache with no objects and no room: every fast path falls to the slow path.
+// A cache with no objects and no room: every fast path falls to the slow path
+// (malloc: its lists are empty; free: their magics are 0). Never written.
 extern ThreadCache g_empty_cache;
 
 }  // namespace spanalloc
