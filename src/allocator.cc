@@ -60,7 +60,7 @@ void FreeSuspect(void *p, FreeList *list, const char *func) noexcept {
     // on this thread's list (walked as far as its links hold).
     const char *where = "already free: freed by another thread, or back in a central batch";
     void *q = l.head;
-    for (uint32_t i = 0; q != nullptr && i < l.length; i++) {
+    for (uint32_t i = 0, n = l.length(); q != nullptr && i < n; i++) {
       if (q == p) {
         where = "already on this thread's free list";
         break;
@@ -71,10 +71,10 @@ void FreeSuspect(void *p, FreeList *list, const char *func) noexcept {
     FatalMisuse(func, p, "double free", where, ClassSize(cl));
   }
   // The program's data only looked like a link: an ordinary free.
-  if (l.length >= l.max_length) return ThreadCache::FreeSlow(p, cl);
+  if (l.room <= 0) return ThreadCache::FreeSlow(p, cl);
   SetLink(p, l.head);
   l.head = p;
-  l.length++;
+  l.room--;
 }
 
 // True when small block p (class entry e) is free: its first word is a

@@ -105,7 +105,7 @@ SPANALLOC_INLINE void *AllocFromList(FreeList &l) {
   void *next = LinkOf(p);
   if (SPANALLOC_UNLIKELY(!LinkIsPlausible(next))) ThreadCache::CorruptLinkList(p, &l);
   l.head = next;
-  l.length--;
+  l.room++;
   // After the list update (LinkWord may alias it, so the order holds): a fork
   // child that finds this thread stopped here sees p off the list, never a
   // cleared link on it.
@@ -158,10 +158,9 @@ SPANALLOC_INLINE void FreeWithEntry(void *p, uint64_t e, const char *func) {
   if (SPANALLOC_UNLIKELY(TimesMagic(off, l) >= l.magic)) return FreeOffPath(p, e, func);
   uint64_t key = LinkKey(p);
   if (SPANALLOC_UNLIKELY(MayBeFree(*static_cast<LinkWord *>(p) ^ key))) return FreeSuspect(p, &l, func);
-  if (SPANALLOC_UNLIKELY(l.length >= l.max_length)) return ThreadCache::FreeSlowList(p, &l);
+  if (SPANALLOC_UNLIKELY(--l.room < 0)) return ThreadCache::FreeSlowList(p, &l);  // it adds room back
   *static_cast<LinkWord *>(p) = reinterpret_cast<uintptr_t>(l.head) ^ key;
   l.head = p;
-  l.length++;
 }
 
 SPANALLOC_INLINE void Free(void *p, const char *func = "free") { FreeWithEntry(p, ClassEntry(p), func); }

@@ -112,7 +112,7 @@ ThreadCache *ThreadCache::CreateForCurrentThread() {
   if (tc == nullptr) return nullptr;
   for (uint32_t cl = 1; cl < kNumClasses; cl++) {
     uint32_t initial = kInitialLength[cl];
-    tc->lists[cl].max_length = initial;
+    tc->lists[cl].set_max_length(initial);
     tc->max_bytes_ += uint64_t(initial) * kClassShape[cl].size;
   }
   {
@@ -145,14 +145,17 @@ void *ThreadCache::AllocSlowInner(uint32_t cl) {
   if (l.head != nullptr) {  // the cache was just created, or a race with init
     void *p = l.head;
     l.head = CheckedLinkOf(p, cl, "malloc");
-    l.length--;
+    l.room++;
     return HandOut(p);
   }
   return tc->Refill(cl);
 }
 
 void *ThreadCache::AllocSlowList(FreeList *l) noexcept { return AllocSlow(uint32_t(l - tls_cache->lists)); }
-void ThreadCache::FreeSlowList(void *p, FreeList *l) noexcept { FreeSlow(p, uint32_t(l - tls_cache->lists)); }
+void ThreadCache::FreeSlowList(void *p, FreeList *l) noexcept {
+  l->room++;  // the fast path's decrement
+  FreeSlow(p, uint32_t(l - tls_cache->lists));
+}
 
 void ThreadCache::CorruptLinkList(void *p, FreeList *l) noexcept {
   FatalCorruptLink(p, uint32_t(l - tls_cache->lists), "malloc");
@@ -176,10 +179,10 @@ void ThreadCache::FreeSlowUnsampled(ThreadCache *tc, void *p, uint32_t cl) {
   }
   if (SPANALLOC_UNLIKELY(g_sampler.on)) return tc->FreeSampling(p, cl);
   FreeList &l = tc->lists[cl];
-  if (l.length >= l.max_length) tc->Overflow(cl);
+  if (l.room <= 0) tc->Overflow(cl);
   SetLink(p, l.head);
   l.head = p;
-  l.length++;
+  l.room--;
   g_scavenger.StartIfRequested();  // no lock held here (scavenger.h)
 }
 
@@ -187,7 +190,11 @@ void ThreadCache::FreeSlowUnsampled(ThreadCache *tc, void *p, uint32_t cl) {
 // and doubles on each miss up to one batch, so a short-lived thread takes a
 // few objects per class instead of whole batches; past one batch it grows
 // by a batch per miss while the thread's byte budget allows.
-void ThreadCache::GrowMaxLength(uint32_t cl) { GrowLimit(cl, lists[cl].max_length); }
+void ThreadCache::GrowMaxLength(uint32_t cl) {
+  uint32_t m = lists[cl].max_length;
+  GrowLimit(cl, m);
+  lists[cl].set_max_length(m);
+}
 
 void ThreadCache::GrowLimit(uint32_t cl, uint32_t &max_length) {
   const ClassShape &shape = kClassShape[cl];
@@ -214,18 +221,18 @@ void *ThreadCache::Refill(uint32_t cl) {
   GrowMaxLength(cl);
   if (uint32_t(got) > l.max_length) {
     max_bytes_ += uint64_t(uint32_t(got) - l.max_length) * shape.size;
-    l.max_length = uint32_t(got);
+    l.set_max_length(uint32_t(got));
   }
   void *p = head;
   l.head = CheckedLinkOf(head, cl, "malloc");
-  l.length = uint32_t(got - 1);
+  l.set_length(uint32_t(got - 1));
   PublishClass(cl);
   return HandOut(p);
 }
 
 void ThreadCache::ReleaseToCentral(uint32_t cl, uint32_t n) {
   FreeList &l = lists[cl];
-  if (n > l.length) n = l.length;
+  if (n > l.length()) n = l.length();
   if (n == 0) return;
   void *head = l.head;
   void *last = head;
@@ -233,7 +240,7 @@ void ThreadCache::ReleaseToCentral(uint32_t cl, uint32_t n) {
   // where the central list returns objects to their spans.
   for (uint32_t i = 1; i < n; i++) last = PlausibleLinkOf(last, cl);
   l.head = PlausibleLinkOf(last, cl);
-  l.length -= n;
+  l.room += int32_t(n);
   SetLink(last, nullptr);
   g_central[cl].InsertRange(head, last, int(n));
 }
@@ -245,7 +252,7 @@ void ThreadCache::Overflow(uint32_t cl) {
   FreeList &l = lists[cl];
   if (l.max_length < kClassShape[cl].batch) {
     GrowMaxLength(cl);
-    if (l.length < l.max_length) return;
+    if (l.room > 0) return;
   }
   ReleaseToCentral(cl, kClassShape[cl].batch);
   PublishClass(cl);
@@ -255,7 +262,7 @@ void ThreadCache::FlushAll() {
   if (g_sampler.on) FlushSampling();
   for (uint32_t cl = 1; cl < kNumClasses; cl++) {
     uint32_t batch = kClassShape[cl].batch;
-    while (lists[cl].length > 0) ReleaseToCentral(cl, batch);
+    while (lists[cl].length() > 0) ReleaseToCentral(cl, batch);
   }
   PublishBytes();
 }
@@ -263,14 +270,14 @@ void ThreadCache::FlushAll() {
 void ThreadCache::PublishBytes() {
   uint64_t bytes = 0;
   for (uint32_t cl = 1; cl < kNumClasses; cl++) {
-    published_length_[cl] = lists[cl].length + stash_[cl].length;
+    published_length_[cl] = lists[cl].length() + stash_[cl].length;
     bytes += uint64_t(published_length_[cl]) * kClassShape[cl].size;
   }
   __atomic_store_n(&published_bytes_, bytes, __ATOMIC_RELAXED);
 }
 
 void ThreadCache::PublishClass(uint32_t cl) {
-  uint32_t now = lists[cl].length + stash_[cl].length;
+  uint32_t now = lists[cl].length() + stash_[cl].length;
   uint64_t size = kClassShape[cl].size;
   // Unsigned wrap-around makes a shrinking class subtract.
   uint64_t bytes = published_bytes_ + uint64_t(now) * size - uint64_t(published_length_[cl]) * size;
@@ -330,7 +337,7 @@ void ThreadCache::SalvageAfterFork() {
   if (g_sampler.on) SalvageStashAfterFork();
   for (uint32_t cl = 1; cl < kNumClasses; cl++) {
     FreeList &l = lists[cl];
-    l.length = CutAtFirstBadLink(&l.head, l.length, cl);
+    l.set_length(CutAtFirstBadLink(&l.head, l.length(), cl));
   }
 }
 

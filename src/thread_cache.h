@@ -5,8 +5,8 @@
 // by g_registry_lock (lock.h, rank kRegistry); the registry links and the published
 // byte figure are the only fields other threads read.
 //
-// Invariants, per class cl:  length == number of objects on lists[cl]
-//                            length <= max_length
+// Invariants, per class cl:  length() == number of objects on lists[cl]
+//                            length() <= max_length (room >= 0)
 // and over all classes: a list may always grow to one batch; growth past
 // that keeps sum(max_length * size) <= budget (SPANALLOC_THREAD_CACHE_KB).
 // The fast paths (allocator.h) only pop and push; everything else is here:
@@ -33,12 +33,25 @@ namespace spanalloc {
 // object-start test for every pointer: class 0's list (blocks that are not
 // small) and every list of g_empty_cache have it, so that free() sends them
 // off the fast path with no test of its own (allocator.h).
+//
+// The list keeps room = max_length - length rather than its length, so that
+// free() tests and counts with one instruction: it decrements room and takes
+// the slow path when the result is negative (FreeSlowList then adds it back).
+// room <= 0 whenever length >= max_length; while sampling (max_length 0) it
+// is -length.
 struct FreeList {
   void *head;
-  uint32_t length;
-  uint32_t max_length;
+  int32_t room;
+  uint32_t max_length;  // change with set_max_length (room follows)
   uint64_t magic;
   uint64_t unused;
+
+  uint32_t length() const { return uint32_t(int64_t(max_length) - room); }
+  void set_length(uint32_t n) { room = int32_t(int64_t(max_length) - n); }
+  void set_max_length(uint32_t m) {
+    room = int32_t(int64_t(m) - length());
+    max_length = m;
+  }
 };
 static_assert(sizeof(FreeList) == 32);
 static_assert(sizeof(FreeList) == size_t{1} << kEntryClassShift, "class-map entries hold list offsets (page_map.h)");
@@ -71,7 +84,8 @@ class ThreadCache {
   // Slow path of free: lists[cl] is full (or this is the empty cache).
   static void FreeSlow(void *p, uint32_t cl) noexcept;
   // The same, given the current cache's list l rather than its class: the
-  // fast paths then need not keep the class in a register.
+  // fast paths then need not keep the class in a register. FreeSlowList is
+  // entered with l->room already decremented (allocator.h) and restores it.
   SPANALLOC_SAMPLE_PATH static void *AllocSlowList(FreeList *l) noexcept;
   SPANALLOC_SAMPLE_PATH static void FreeSlowList(void *p, FreeList *l) noexcept;
   // malloc found the link of p, the head of l, overwritten: reports, aborts.

@@ -17,7 +17,7 @@ namespace spanalloc {
 void ThreadCache::EnterSamplingMode() {
   for (uint32_t cl = 1; cl < kNumClasses; cl++) {
     stash_[cl].max_length = lists[cl].max_length;
-    lists[cl].max_length = 0;  // every free reaches FreeSlow
+    lists[cl].set_max_length(0);  // every free reaches FreeSlow
   }
   countdown_.Start(NextCountdownSeed() ^ reinterpret_cast<uintptr_t>(this));
 }
@@ -37,7 +37,7 @@ void ThreadCache::ChargeWindow(uint32_t cl) {
     st.length--;
     SetLink(p, l.head);
     l.head = p;
-    l.length++;
+    l.room--;
   }
   if (cut) ChargePending(cl);
 }
@@ -56,11 +56,11 @@ void ThreadCache::ChargePending(uint32_t cl) {
 void ThreadCache::UnchargeList(uint32_t cl) {
   Stash &st = stash_[cl];
   FreeList &l = lists[cl];
-  uint32_t n = l.length;
+  uint32_t n = l.length();
   for (uint32_t i = 0; i < n; i++) {
     void *p = l.head;
     l.head = CheckedLinkOf(p, cl, "free");
-    l.length--;
+    l.room++;
     SetLink(p, st.head);
     st.head = p;
     st.length++;
@@ -136,13 +136,13 @@ void *ThreadCache::AllocSampling(uint32_t cl) {
 void ThreadCache::FreeSampling(void *p, uint32_t cl) {
   Stash &st = stash_[cl];
   FreeList &l = lists[cl];
-  if (SPANALLOC_UNLIKELY(l.length + st.length >= st.max_length || tls_sampler_busy ||
+  if (SPANALLOC_UNLIKELY(l.length() + st.length >= st.max_length || tls_sampler_busy ||
                          g_profile_requests.load(std::memory_order_relaxed) != 0 ||
                          !countdown_.PrechargeOne(kClassShape[cl].size)))
     return FreeSamplingSlow(p, cl);
   SetLink(p, l.head);
   l.head = p;
-  l.length++;
+  l.room--;
 }
 
 // A full cache, a profile to write, sampler code on this thread, or a
@@ -153,13 +153,13 @@ void ThreadCache::FreeSamplingSlow(void *p, uint32_t cl) {
   FreeList &l = lists[cl];
   bool busy = tls_sampler_busy;
   if (!busy) HeapProfilePoll();
-  if (l.length + st.length >= st.max_length) OverflowSampling(cl);
+  if (l.length() + st.length >= st.max_length) OverflowSampling(cl);
   bool charged = !busy && countdown_.PrechargeOne(kClassShape[cl].size);
   if (!busy && !charged) ChargePending(cl);
   if (charged) {
     SetLink(p, l.head);
     l.head = p;
-    l.length++;
+    l.room--;
   } else {
     SetLink(p, st.head);
     st.head = p;
@@ -175,7 +175,7 @@ void ThreadCache::OverflowSampling(uint32_t cl) {
   uint32_t batch = kClassShape[cl].batch;
   if (st.max_length < batch) {
     GrowLimit(cl, st.max_length);
-    if (l.length + st.length < st.max_length) return;
+    if (l.length() + st.length < st.max_length) return;
   }
   if (st.length < batch) UnchargeList(cl);
   ReleaseStash(cl, batch);
@@ -184,7 +184,7 @@ void ThreadCache::OverflowSampling(uint32_t cl) {
 
 void ThreadCache::FlushSampling() {
   for (uint32_t cl = 1; cl < kNumClasses; cl++) {
-    if (lists[cl].length > 0) UnchargeList(cl);
+    if (lists[cl].length() > 0) UnchargeList(cl);
     while (stash_[cl].length > 0) ReleaseStash(cl, kClassShape[cl].batch);
   }
 }

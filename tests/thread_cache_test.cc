@@ -33,10 +33,10 @@ TEST(ThreadCache, ListLengthsStayWithinTheirBounds) {
   uint64_t max_bytes = 0;
   for (uint32_t cl = 1; cl < kNumClasses; cl++) {
     const FreeList &l = tc->lists[cl];
-    EXPECT_LE(l.length, l.max_length) << "class " << cl;
+    EXPECT_LE(l.length(), l.max_length) << "class " << cl;
     uint32_t n = 0;
     for (void *p = l.head; p; p = LinkOf(p)) n++;
-    EXPECT_EQ(n, l.length) << "class " << cl;
+    EXPECT_EQ(n, l.length()) << "class " << cl;
     max_bytes += uint64_t(l.max_length) * kClassShape[cl].size;
   }
   // Every list may reach one batch; growth past that stays within the budget.
@@ -54,8 +54,8 @@ TEST(ThreadCache, SlowStartTakesFewObjectsFirst) {
     const FreeList &l = tc->lists[SizeClassOf(200)];
     // The first refill asked for kInitialMaxLength objects (or got one whole
     // transfer batch): never more than one batch.
-    EXPECT_LE(l.length + 1, kClassShape[SizeClassOf(200)].batch);
-    EXPECT_LE(l.max_length, std::max<uint32_t>(2 * ThreadCache::kInitialMaxLength, l.length + 1));
+    EXPECT_LE(l.length() + 1, kClassShape[SizeClassOf(200)].batch);
+    EXPECT_LE(l.max_length, std::max<uint32_t>(2 * ThreadCache::kInitialMaxLength, l.length() + 1));
     spanalloc_free(p);
   });
   t.join();
@@ -100,7 +100,7 @@ TEST(ThreadCache, PublishedBytesMatchAFullRecount) {
     ThreadCache::RegistryStats(&caches, &recounted);
     EXPECT_EQ(by_class, recounted) << "the other threads' caches are idle meanwhile";
     uint64_t mine = 0;
-    for (uint32_t cl = 1; cl < kNumClasses; cl++) mine += uint64_t(tc->lists[cl].length) * kClassShape[cl].size;
+    for (uint32_t cl = 1; cl < kNumClasses; cl++) mine += uint64_t(tc->lists[cl].length()) * kClassShape[cl].size;
     EXPECT_GT(mine, 0u);
     EXPECT_GE(recounted, mine);
     for (void *p : objs) spanalloc_free(p);
