@@ -41,7 +41,9 @@ void FreeMisuse(void *p, const char *func) noexcept {
   FatalMisuse(func, p, "invalid pointer", "not the start of an object");
 }
 
-void FreeOffPath(void *p, uint64_t e, const char *func) noexcept {
+SPANALLOC_SAMPLE_PATH void FreeOutsideFlatMap(void *p, const char *func) noexcept { FreeWithEntry(p, RootClassEntry(p), func); }
+
+SPANALLOC_SAMPLE_PATH void FreeOffPath(void *p, uint64_t e, const char *func) noexcept {
   uint32_t cl = EntryClass(e);
   if (cl == 0) return FreeNotSmall(p, func);
   if (!IsObjectStart(p, e)) return FreeMisuse(p, func);
@@ -55,12 +57,12 @@ void FreeOffPath(void *p, uint64_t e, const char *func) noexcept {
 void FreeSuspect(void *p, FreeList *list, const char *func) noexcept {
   FreeList &l = *list;
   uint32_t cl = uint32_t(list - tls_cache->lists);
-  if (LinkIsValid(LinkOf(p), cl)) {
+  if (FreeBlockLinkIsValid(LinkOf(p), cl)) {
     // Its first word is a valid link: the block is free. Say where, if it is
     // on this thread's list (walked as far as its links hold).
     const char *where = "already free: freed by another thread, or back in a central batch";
     void *q = l.head;
-    for (uint32_t i = 0, n = l.length(); q != nullptr && i < n; i++) {
+    for (uint32_t i = 0, n = l.length(); q != nullptr && q != ListEnd() && i < n; i++) {
       if (q == p) {
         where = "already on this thread's free list";
         break;
@@ -81,7 +83,7 @@ void FreeSuspect(void *p, FreeList *list, const char *func) noexcept {
 // valid link (free_list.h).
 bool SmallBlockIsFree(const void *p, uint64_t e) noexcept {
   void *link = LinkOf(p);
-  return MayBeFree(reinterpret_cast<uintptr_t>(link)) && LinkIsValid(link, EntryClass(e));
+  return MayBeFree(reinterpret_cast<uintptr_t>(link)) && FreeBlockLinkIsValid(link, EntryClass(e));
 }
 
 // The span of large block p, or a fatal report of why p is not one: not

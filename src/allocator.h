@@ -8,7 +8,8 @@
 //     pop tls_cache->lists[cl]             thread_cache.h; the popped link is
 //                                          decoded and checked (free_list.h),
 //                                          the object's first word cleared
-//     list empty -> ThreadCache::AllocSlow [slow path]
+//     list empty (its head, ListEnd(), fails the link check)
+//        -> ThreadCache::AllocSlow         [slow path]
 //        -> CentralList::RemoveRange       central lock: one whole batch from a
 //                                          transfer slot, or objects from spans
 //        -> PageHeap::AllocSmall           page-heap lock: a new span
@@ -16,7 +17,8 @@
 //   malloc(n), n > 32 KiB  -> AllocLarge -> PageHeap::AllocLarge (a whole span)
 //
 //   free(p)                                              [fast path, no lock]
-//     e = ClassEntry(p)                    page_map.h: (span start | class)
+//     e = flat class map[p >> 13]          page_map.h: (span start | class);
+//                                          above the flat view -> through the root
 //     (p - span start) % size != 0, by the list's magic -> FreeOffPath:
 //                                          class 0 (its magic is 0): large span,
 //                                          or not ours (fatal error); a thread
@@ -24,7 +26,7 @@
 //                                          fatal: not the start of an object
 //     p's first word decodes to a link -> FreeSuspect: a double free (fatal),
 //                                          unless the full check says no
-//     push on tls_cache->lists[cl] (link encoded); list over max_length ->
+//     push on tls_cache->lists[cl] (link encoded); no room left ->
 //     FreeSlow flushes one batch to the central list (one lock round trip
 //     per batch).
 //
@@ -32,20 +34,44 @@
 // lock per batch; the central list's transfer slots move a batch in O(1);
 // the page heap is entered once per span (many objects) or per large object.
 //
-// Budget of the fast paths (x86-64, GCC 12, -O2, in libspanalloc.so): malloc
-// 19 instructions with its ret for sizes up to 1 KiB (the list's offset is
-// one table load; the link check takes 6: decode 2, plausibility 3, clearing
-// the first word 1), free 36 (page-map lookup 10, class and list from the
-// entry 6, interior-pointer check 6, double-free filter 6, length check 3,
-// push and ret 5); neither takes a lock or calls out. bench/fastpath.sh counts them with callgrind: 64 per
-// malloc+free pair in pattern (a), 69 in (b), the caller's loop and the calls
-// included. History: 62/67 before the encoded lists, 71/76 with them alone,
-// 67/72 with the class table by size, one page-map base and slow paths that
-// take the list, 64/69 with list offsets in the size table and in class-map
-// entries. What remains between this and 50 is structural: the two-level
-// page map (a one-level map over a reserved heap range saves ~4), the TLS
-// cache pointer through the GOT (2 per call in a shared library), and the
-// length/max_length pair (1 with a single counter).
+// Budget of the fast paths (x86-64, GCC 12, -O2, in libspanalloc.so), from
+// the disassembly; neither takes a lock or calls out.
+//   malloc, n <= 1 KiB: 16 = size test 2 (cmp, ja) + list offset by size 2
+//     (lea table, movzwl) + this thread's list 2 (TLS offset from the GOT,
+//     add %fs:) + pop and decode 4 (head, its first word, xor slot, xor
+//     secret) + link check 2 (test against the mask in memory, jne; it also
+//     finds the empty list, whose head is ListEnd()) + room, head, clearing
+//     the first word 3 + ret 1.
+//   free: 25 = flat lookup 5 (copy, shr, cmp limit, jae, the entry's load at
+//     the map's fixed address) + list and offset 5 (TLS offset, movzwl list
+//     offset, lea 8p + offset, add %fs:, sub entry: page_map.h's layout) +
+//     object-start test 3 (imul, cmp by the list's magic, jae; it also sends
+//     class 0 and threads without a cache off the fast path) + double-free
+//     filter 6 (secret, first word, key, xor, shr 47, je) + room 2 (subl,
+//     js) + push 3 + ret 1.
+//   sized delete / free_sized up to 1 KiB: free's 25 + 6 (size test, table,
+//     class compare).
+// bench/fastpath.sh (callgrind) counts 50 per malloc+free pair in pattern
+// (a) and 55 in (b): these 41 and the caller's loop, 9 in (a) and 14 in (b)
+// with the two calls and their PLT jumps. History: 62/67 before the encoded
+// lists, 71/76 with them alone, 67/72 with the class table by size, 64/69
+// with list offsets in the size table and class-map entries, 61/66 with one
+// magic test for class 0, threads without a cache and interior pointers,
+// 59/64 with a room counter, 55/60 with the flat class map, 53/58 with
+// ListEnd(), 52/57 with the offset by lea, 51/56 with the entry's start
+// shifted by 3, 50/55 with the map at a fixed address.
+// What 50 in (b) would take: 5 fewer (its loop alone is 14, leaving the
+// allocator 36 of today's 41). Of the 41, the hardening takes 16 --
+// object-start test 5 (lea, sub, imul, cmp, jae), double-free filter 4
+// (first word, xor, shr, je), link check 2, clearing the first word 1, link
+// encoding 4 (xor slot and secret in malloc, the key in free) -- the flat
+// view's bound 2, and the shared library 1 per call (the TLS offset's GOT
+// load; libspanalloc.a's PIC objects keep it too). 50 in (b) therefore means
+// giving up a check the trust issue requires by default (e.g. the
+// object-start test only with SPANALLOC_CHECKS=full: 5). Counted from the
+// disassembly, not built: the lists in static TLS (saves nothing now that
+// free's add reads %fs: itself; 2.3 KiB of initial-exec TLS would also break
+// a dlopen'ed libspanalloc).
 #pragma once
 
 #include <cerrno>
@@ -97,13 +123,13 @@ SPANALLOC_INLINE FreeList &ListAt(uint64_t list_off) {
 }
 
 // Pops the head of list l. Its link is checked for plausibility (free_list.h)
-// and reported, never followed, when it was overwritten; the object's first
-// word is cleared, so that it never reads as a link.
+// and reported, never followed, when it was overwritten; the same check finds
+// an empty list, whose head is ListEnd(). The object's first word is cleared,
+// so that it never reads as a link.
 SPANALLOC_INLINE void *AllocFromList(FreeList &l) {
   void *p = l.head;
-  if (SPANALLOC_UNLIKELY(p == nullptr)) return ThreadCache::AllocSlowList(&l);  // sets ENOMEM
   void *next = LinkOf(p);
-  if (SPANALLOC_UNLIKELY(!LinkIsPlausible(next))) ThreadCache::CorruptLinkList(p, &l);
+  if (SPANALLOC_UNLIKELY(!LinkIsPlausible(next))) return ThreadCache::PopImplausible(p, &l);  // may set ENOMEM
   l.head = next;
   l.room++;
   // After the list update (LinkWord may alias it, so the order holds): a fork
@@ -129,7 +155,7 @@ SPANALLOC_COLD void FreeMisuse(void *p, const char *func) noexcept;
 // (FreeNotSmall), an interior pointer (FreeMisuse), or a thread without a
 // cache (checked as the fast path checks, then ThreadCache::FreeSlow).
 // Declared as returning so the fast path can reach it by a tail jump.
-SPANALLOC_NOINLINE void FreeOffPath(void *p, uint64_t e, const char *func) noexcept;
+SPANALLOC_NOINLINE SPANALLOC_SAMPLE_PATH void FreeOffPath(void *p, uint64_t e, const char *func) noexcept;
 // The freed block's first word decodes to a plausible link: a double free,
 // unless the program's data happens to look like one (free_list.h). Checks
 // in full, reports, or frees the block as usual.
@@ -149,8 +175,13 @@ SPANALLOC_INLINE uint64_t TimesMagic(uint64_t off, const FreeList &l) {
 }
 
 SPANALLOC_INLINE void FreeWithEntry(void *p, uint64_t e, const char *func) {
-  uint64_t list_off = e & kEntryClassBits;
-  uint64_t off = reinterpret_cast<uintptr_t>(p) + list_off - e;  // p - span start (e's other low bits are 0)
+  uint64_t list_off = uint16_t(e);  // movzwl: e's bits 12..15 are 0 (page_map.h)
+  // off = 8 * p + list_off - e = 8 * (p - span start), by lea and one sub
+  // (GCC otherwise copies list_off, then subtracts and adds), tested against
+  // the list's magic for 8 * size.
+  uint64_t off;
+  asm("leaq (%1,%2,8), %0" : "=r"(off) : "r"(list_off), "r"(p));
+  off -= e;
   FreeList &l = ListAt(list_off);
   // One test for three cases (FreeOffPath tells them apart): p not in a small
   // span (class 0, whose list's magic is 0), a thread without a cache
@@ -163,7 +194,32 @@ SPANALLOC_INLINE void FreeWithEntry(void *p, uint64_t e, const char *func) {
   l.head = p;
 }
 
-SPANALLOC_INLINE void Free(void *p, const char *func = "free") { FreeWithEntry(p, ClassEntry(p), func); }
+// free() of a block outside the class map's flat view (page_map.h): the entry
+// through the root, then the fast path as usual.
+SPANALLOC_NOINLINE SPANALLOC_SAMPLE_PATH void FreeOutsideFlatMap(void *p, const char *func) noexcept;
+
+SPANALLOC_INLINE void Free(void *p, const char *func = "free") {
+  uintptr_t page = reinterpret_cast<uintptr_t>(p) >> kPageShift;
+  if (SPANALLOC_UNLIKELY(!InFlatMap(page))) return FreeOutsideFlatMap(p, func);
+  FreeWithEntry(p, FlatEntry(page), func);
+}
+
+// Sized free (C++ sized delete, free_sized) of a request of n <= 1 KiB in the
+// flat view: the class the size asks for (malloc's table) must be the
+// block's; then the block is freed as free() does. Otherwise slow() is
+// called, nothing done: larger sizes, a block outside the flat view, or a
+// class that does not match (a wrong size, or a legitimate one CheckSize
+// accepts: a realloc that kept a bigger block, an aligned allocation). A size
+// in the block's class is as right as free_sized can tell (CheckSize), so
+// this is the full check for these sizes, at 6 instructions more than free().
+template <typename Slow>
+SPANALLOC_INLINE void FreeSized1K(void *p, size_t n, const char *func, Slow slow) {
+  uintptr_t page = reinterpret_cast<uintptr_t>(p) >> kPageShift;
+  if (SPANALLOC_UNLIKELY(n > 1024 || !InFlatMap(page))) return slow();
+  uint64_t e = FlatEntry(page);
+  if (SPANALLOC_UNLIKELY(uint16_t(e) != kSmallListOffset[n])) return slow();
+  FreeWithEntry(p, e, func);
+}
 
 // realloc's common case, a block that already fits (a string grown a byte
 // at a time): no call, no lock. Everything else, misuse included, is

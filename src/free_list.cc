@@ -9,7 +9,8 @@
 
 namespace spanalloc {
 
-constinit uint64_t g_link_secret = 0;
+constinit uint64_t g_link_secret = kUnsetSecret;
+constinit const uint64_t g_list_end = 0;
 
 namespace {
 uint64_t Mix(uint64_t x) {  // splitmix64's finaliser
@@ -22,7 +23,7 @@ uint64_t Mix(uint64_t x) {  // splitmix64's finaliser
 }  // namespace
 
 void InitLinkSecret() noexcept {
-  if (__atomic_load_n(&g_link_secret, __ATOMIC_ACQUIRE) != 0) return;
+  if (__atomic_load_n(&g_link_secret, __ATOMIC_ACQUIRE) != kUnsetSecret) return;
   uint64_t r = 0;
   if (getrandom(&r, sizeof r, GRND_NONBLOCK) != ssize_t(sizeof r)) {
     // No entropy yet (early boot) or no syscall: the clock and the address
@@ -35,7 +36,7 @@ void InitLinkSecret() noexcept {
   // Bit 63 set: a cleared word (0) never decodes plausibly. Bit 62 clear: nor
   // does an all-ones word. Low bits set: nor does an aligned pointer.
   r = (r | (uint64_t{1} << 63) | 7) & ~(uint64_t{1} << 62);
-  uint64_t expected = 0;
+  uint64_t expected = kUnsetSecret;  // (r has bits 0..2 set: never kUnsetSecret)
   __atomic_compare_exchange_n(&g_link_secret, &expected, r, false, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
 }
 
@@ -54,23 +55,29 @@ void *CheckedLinkOf(const void *slot, uint32_t cl, const char *func) noexcept {
   return next;
 }
 
+void *CheckedListLinkOf(const void *slot, uint32_t cl, const char *func) noexcept {
+  void *next = LinkOf(slot);
+  if (SPANALLOC_UNLIKELY(next != ListEnd() && (next == nullptr || !LinkIsValid(next, cl)))) FatalCorruptLink(slot, cl, func);
+  return next;
+}
+
 void FatalCorruptLink(const void *slot, uint32_t cl, const char *func) noexcept {
   FatalMisuse(func, slot, "free-list corruption", "free, its link overwritten by a write after free or an overflow from the block before it",
               ClassSize(cl));
 }
 
-uint32_t CutAtFirstBadLink(void **head, uint32_t length, uint32_t cl) noexcept {
+uint32_t CutAtFirstBadLink(void **head, uint32_t length, uint32_t cl, void *end) noexcept {
   uint32_t n = 0;
-  if (*head != nullptr && length > 0 && LinkIsValid(*head, cl)) {
+  if (*head != nullptr && *head != end && length > 0 && LinkIsValid(*head, cl)) {
     void *last = *head;
     for (n = 1; n < length; n++) {
       void *next = LinkOf(last);
       if (next == nullptr || !LinkIsValid(next, cl)) break;
       last = next;
     }
-    SetLink(last, nullptr);
+    SetLink(last, end);
   }
-  if (n == 0) *head = nullptr;
+  if (n == 0) *head = end;
   return n;
 }
 

@@ -51,7 +51,17 @@ inline constexpr uint64_t kLinkBadBits = 0xffff800000000007ull;
 // Set once (InitLinkSecret) before the first link is written; read without
 // a lock afterwards (objects reach a thread only through a lock or the
 // user's own synchronisation, which orders the write before any read).
+// kUnsetSecret until then: its bit 63 makes fact (2) hold from the start.
+inline constexpr uint64_t kUnsetSecret = uint64_t{1} << 63;
 extern uint64_t g_link_secret __attribute__((visibility("hidden")));
+
+// The end of every thread-cache list: an empty list's head, and the link of
+// its last object, point at this word of 0 (read-only, never written), which
+// by fact (2) never decodes to a plausible link. malloc's link check thus
+// sends the pop of an empty list to the slow path, with no test of its own.
+// (The central lists' batches and the sampler's stashes end with null.)
+extern const uint64_t g_list_end __attribute__((visibility("hidden")));
+constexpr void *ListEnd() { return const_cast<uint64_t *>(&g_list_end); }
 
 // A free object's first word, as the allocator reads and writes it.
 using LinkWord = uint64_t __attribute__((may_alias));
@@ -81,12 +91,21 @@ bool LinkIsValid(const void *link, uint32_t cl) noexcept;
 // The link of free object slot of class cl, checked in full; a fatal report
 // (naming func and slot) when it does not hold.
 void *CheckedLinkOf(const void *slot, uint32_t cl, const char *func) noexcept;
+// The link a free block may hold: null (the end of a central batch or a
+// sampler's stash), ListEnd() (the end of a thread-cache list), or an object
+// start of class cl. How free() and malloc_usable_size tell a free block.
+inline bool FreeBlockLinkIsValid(const void *link, uint32_t cl) noexcept {
+  return link == ListEnd() || LinkIsValid(link, cl);
+}
+// CheckedLinkOf for a thread-cache list: its end (ListEnd) is a valid link too.
+void *CheckedListLinkOf(const void *slot, uint32_t cl, const char *func) noexcept;
 // A fork child's repair of a list of class cl that a thread stopped in
 // mid-push or mid-pop: keeps the objects up to the first link that does not
-// hold or up to `length`, whichever comes first, ends the list there, and
-// returns how many it kept (*head is null when none). What is cut off (at
-// most the object in flight) is lost, never handed out twice.
-uint32_t CutAtFirstBadLink(void **head, uint32_t length, uint32_t cl) noexcept;
+// hold or up to `length`, whichever comes first, ends the list there with
+// `end` (null, or ListEnd for a thread-cache list), and returns how many it
+// kept (*head is `end` when none). What is cut off (at most the object in
+// flight) is lost, never handed out twice.
+uint32_t CutAtFirstBadLink(void **head, uint32_t length, uint32_t cl, void *end = nullptr) noexcept;
 // Reports the overwritten link of free object slot of class cl and aborts.
 [[noreturn]] SPANALLOC_COLD void FatalCorruptLink(const void *slot, uint32_t cl, const char *func) noexcept;
 

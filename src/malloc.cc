@@ -81,10 +81,14 @@ SPANALLOC_EXPORT void *pvalloc(size_t n) noexcept {
 
 SPANALLOC_EXPORT size_t malloc_usable_size(void *p) noexcept { return UsableSize(p, "malloc_usable_size"); }
 
-SPANALLOC_EXPORT void free_sized(void *p, size_t n) noexcept {
+SPANALLOC_NOINLINE SPANALLOC_SAMPLE_PATH static void FreeSizedSlow(void *p, size_t n) {
   int saved = errno;
   FreeSized(p, n);
   errno = saved;
+}
+
+SPANALLOC_EXPORT void free_sized(void *p, size_t n) noexcept {
+  FreeSized1K(p, n, "free_sized", [=] { FreeSizedSlow(p, n); });
 }
 
 SPANALLOC_EXPORT void free_aligned_sized(void *p, size_t align, size_t n) noexcept {

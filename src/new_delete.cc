@@ -1,7 +1,7 @@
 // Every replaceable C++ operator new and delete. Sizes passed to sized
 // delete are not trusted (the page map knows the real size), so a
-// mismatched sized delete cannot corrupt the heap; SPANALLOC_CHECKS=full
-// reports one.
+// mismatched sized delete cannot corrupt the heap; one up to 1 KiB is
+// reported (DeleteSized), and with SPANALLOC_CHECKS=full every one.
 #include <dlfcn.h>
 
 #include <new>
@@ -96,12 +96,18 @@ void *NewAlignedNothrow(size_t n, std::align_val_t al) noexcept {
   return p != nullptr ? p : NewSlow(n, size_t(al), true);
 }
 
-// Sized delete: the size is checked against the block only with
-// SPANALLOC_CHECKS=full (two instructions here otherwise); free() never
-// trusts it, so a wrong size cannot corrupt the heap either way.
-SPANALLOC_INLINE void DeleteSized(void *p, size_t n, size_t align, const char *func) {
-  if (SPANALLOC_UNLIKELY(g_options.full_checks) && p != nullptr) CheckSize(p, n, align, func);
+// Sized delete: up to 1 KiB the size's class must be the block's
+// (FreeSized1K, inline); a class that differs is checked in full
+// (CheckSize reports a real mismatch), as is every size with
+// SPANALLOC_CHECKS=full. Larger sizes and the aligned forms are otherwise
+// freed as by free(), which never trusts the size, so a wrong size cannot
+// corrupt the heap either way.
+SPANALLOC_NOINLINE SPANALLOC_SAMPLE_PATH void DeleteSizedSlow(void *p, size_t n, size_t align, const char *func) {
+  if (p != nullptr && (g_options.full_checks || (align == 0 && n <= 1024))) CheckSize(p, n, align, func);
   Free(p, func);
+}
+SPANALLOC_INLINE void DeleteSized(void *p, size_t n, const char *func) {
+  FreeSized1K(p, n, func, [=] { DeleteSizedSlow(p, n, 0, func); });
 }
 
 }  // namespace
@@ -123,8 +129,8 @@ SPANALLOC_EXPORT void operator delete(void *p) noexcept { Free(p, "operator dele
 SPANALLOC_EXPORT void operator delete[](void *p) noexcept { Free(p, "operator delete[]"); }
 SPANALLOC_EXPORT void operator delete(void *p, const std::nothrow_t &) noexcept { Free(p, "operator delete"); }
 SPANALLOC_EXPORT void operator delete[](void *p, const std::nothrow_t &) noexcept { Free(p, "operator delete[]"); }
-SPANALLOC_EXPORT void operator delete(void *p, size_t n) noexcept { DeleteSized(p, n, 0, "operator delete"); }
-SPANALLOC_EXPORT void operator delete[](void *p, size_t n) noexcept { DeleteSized(p, n, 0, "operator delete[]"); }
+SPANALLOC_EXPORT void operator delete(void *p, size_t n) noexcept { DeleteSized(p, n, "operator delete"); }
+SPANALLOC_EXPORT void operator delete[](void *p, size_t n) noexcept { DeleteSized(p, n, "operator delete[]"); }
 SPANALLOC_EXPORT void operator delete(void *p, std::align_val_t) noexcept { Free(p, "operator delete"); }
 SPANALLOC_EXPORT void operator delete[](void *p, std::align_val_t) noexcept { Free(p, "operator delete[]"); }
 SPANALLOC_EXPORT void operator delete(void *p, std::align_val_t, const std::nothrow_t &) noexcept {
@@ -134,8 +140,8 @@ SPANALLOC_EXPORT void operator delete[](void *p, std::align_val_t, const std::no
   Free(p, "operator delete[]");
 }
 SPANALLOC_EXPORT void operator delete(void *p, size_t n, std::align_val_t al) noexcept {
-  DeleteSized(p, n, size_t(al), "operator delete");
+  DeleteSizedSlow(p, n, size_t(al), "operator delete");
 }
 SPANALLOC_EXPORT void operator delete[](void *p, size_t n, std::align_val_t al) noexcept {
-  DeleteSized(p, n, size_t(al), "operator delete[]");
+  DeleteSizedSlow(p, n, size_t(al), "operator delete[]");
 }

@@ -134,6 +134,25 @@ bool OsMapFixed(void *p, size_t bytes) {
   return true;
 }
 
+void *OsMapAt(void *at, size_t bytes, bool *taken) {
+  *taken = false;
+  if (FaultNow()) return nullptr;
+  int saved = errno;
+  void *p = mmap(at, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED_NOREPLACE,
+                 -1, 0);
+  *taken = p == MAP_FAILED && errno == EEXIST;
+  errno = saved;
+  if (p == MAP_FAILED) return nullptr;
+  if (p != at) {  // a kernel older than 4.17 takes the address as a hint only
+    munmap(p, bytes);
+    *taken = true;
+    return nullptr;
+  }
+  g_os_counters.mapped.fetch_add(bytes, std::memory_order_relaxed);
+  g_os_counters.maps.fetch_add(1, std::memory_order_relaxed);
+  return p;
+}
+
 #ifdef SPANALLOC_OS_FAULT_INJECTION
 void OsInjectFaults(uint64_t skip, uint64_t fail) {
   g_fault_fail.store(0, std::memory_order_relaxed);

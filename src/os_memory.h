@@ -57,6 +57,10 @@ bool OsRemapMoveTo(void *p, size_t old_bytes, size_t new_bytes, void *target);
 void OsUnreserve(void *target, size_t bytes);
 // Maps fresh zero pages exactly at [p, p+bytes) (refilling a hole).
 bool OsMapFixed(void *p, size_t bytes);
+// Maps read-write zero pages (as OsMap) at exactly [at, at+bytes) if nothing
+// is mapped there. nullptr on failure, with *taken true when the range (or
+// part of it) was already in use and false when the kernel refused memory.
+void *OsMapAt(void *at, size_t bytes, bool *taken);
 
 #ifdef SPANALLOC_OS_FAULT_INJECTION
 // Test builds only (tests/allocator.cmake; never the shipped library): after

@@ -25,7 +25,9 @@ void PageHeapEnv::PageMapSetRange(PageId first, Length n, Span *s, uint64_t entr
   spanalloc::PageMapSetRange(first, n, s, entry, set_class);
 }
 void PageHeapEnv::PageMapReleaseInterior(PageId first, Length n) { spanalloc::PageMapReleaseInterior(first, n); }
-void *PageHeapEnv::OsMap(size_t bytes, size_t align) { return spanalloc::OsMap(bytes, align); }
+// The heap's growth (its only mapping): placed in the class map's flat view
+// while that has room (page_map.h).
+void *PageHeapEnv::OsMap(size_t bytes, size_t align) { return spanalloc::PageMapHeapMap(bytes, align); }
 bool PageHeapEnv::OsAdviseHugePages(void *p, size_t bytes) { return spanalloc::OsAdviseHugePages(p, bytes); }
 bool PageHeapEnv::OsRelease(void *p, size_t bytes) { return spanalloc::OsRelease(p, bytes); }
 void PageHeapEnv::OsUnmap(void *p, size_t bytes) { spanalloc::OsUnmap(p, bytes); }

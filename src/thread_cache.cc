@@ -78,8 +78,8 @@ constexpr uint32_t kMaxBatch = [] {
 // Relinks the n objects from head (n <= batch, links written by the central
 // list just now) so that consecutive ones are PerLine(cl) objects apart:
 // with head's objects in address order, a cache line or more. Returns the
-// new head; the new tail's link is null.
-void *SpreadOverLines(void *head, uint32_t n, uint32_t cl) {
+// new head and sets *tail to the new tail, whose link is null.
+void *SpreadOverLines(void *head, uint32_t n, uint32_t cl, void **tail) {
   const uint32_t step = PerLine(cl);
   if (n <= step) return head;  // one line: nothing to spread over
   void *obj[kMaxBatch];
@@ -97,6 +97,7 @@ void *SpreadOverLines(void *head, uint32_t n, uint32_t cl) {
     }
   }
   SetLink(last, nullptr);
+  *tail = last;
   return first;
 }
 
@@ -142,9 +143,9 @@ void *ThreadCache::AllocSlowInner(uint32_t cl) {
   }
   if (SPANALLOC_UNLIKELY(g_sampler.on)) return tc->AllocSampling(cl);
   FreeList &l = tc->lists[cl];
-  if (l.head != nullptr) {  // the cache was just created, or a race with init
+  if (l.head != ListEnd()) {  // the cache was just created, or a race with init
     void *p = l.head;
-    l.head = CheckedLinkOf(p, cl, "malloc");
+    l.head = CheckedListLinkOf(p, cl, "malloc");
     l.room++;
     return HandOut(p);
   }
@@ -157,7 +158,8 @@ void ThreadCache::FreeSlowList(void *p, FreeList *l) noexcept {
   FreeSlow(p, uint32_t(l - tls_cache->lists));
 }
 
-void ThreadCache::CorruptLinkList(void *p, FreeList *l) noexcept {
+void *ThreadCache::PopImplausible(void *p, FreeList *l) noexcept {
+  if (p == ListEnd()) return AllocSlowList(l);
   FatalCorruptLink(p, uint32_t(l - tls_cache->lists), "malloc");
 }
 
@@ -217,14 +219,15 @@ void *ThreadCache::Refill(uint32_t cl) {
   if (got == 0) return nullptr;
   // Fewer than a batch: from the spans, in address order (a whole batch may
   // be a transfer slot's, in any order: left as it is, O(1)).
-  if (uint32_t(got) < shape.batch && PerLine(cl) != 0) head = SpreadOverLines(head, uint32_t(got), cl);
+  if (uint32_t(got) < shape.batch && PerLine(cl) != 0) head = SpreadOverLines(head, uint32_t(got), cl, &tail);
   GrowMaxLength(cl);
   if (uint32_t(got) > l.max_length) {
     max_bytes_ += uint64_t(uint32_t(got) - l.max_length) * shape.size;
     l.set_max_length(uint32_t(got));
   }
+  SetLink(tail, ListEnd());  // was null: the end of a central batch
   void *p = head;
-  l.head = CheckedLinkOf(head, cl, "malloc");
+  l.head = CheckedListLinkOf(head, cl, "malloc");
   l.set_length(uint32_t(got - 1));
   PublishClass(cl);
   return HandOut(p);
@@ -337,7 +340,7 @@ void ThreadCache::SalvageAfterFork() {
   if (g_sampler.on) SalvageStashAfterFork();
   for (uint32_t cl = 1; cl < kNumClasses; cl++) {
     FreeList &l = lists[cl];
-    l.set_length(CutAtFirstBadLink(&l.head, l.length(), cl));
+    l.set_length(CutAtFirstBadLink(&l.head, l.length(), cl, ListEnd()));
   }
 }
 

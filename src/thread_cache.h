@@ -20,6 +20,7 @@
 #include <cstdint>
 
 #include "common.h"
+#include "free_list.h"
 #include "lock.h"
 #include "page_map.h"
 #include "sampler.h"
@@ -28,7 +29,7 @@
 namespace spanalloc {
 
 // One class's list. 32 bytes so that indexing is a shift; `magic` is the
-// class's divisibility constant (size_classes.h), kept here so free() finds it
+// divisibility constant of 8 times the class's size (kListMagic), kept here so free() finds it
 // beside the list instead of in a separate table. A magic of 0 fails free()'s
 // object-start test for every pointer: class 0's list (blocks that are not
 // small) and every list of g_empty_cache have it, so that free() sends them
@@ -40,11 +41,11 @@ namespace spanalloc {
 // room <= 0 whenever length >= max_length; while sampling (max_length 0) it
 // is -length.
 struct FreeList {
-  void *head;
-  int32_t room;
-  uint32_t max_length;  // change with set_max_length (room follows)
-  uint64_t magic;
-  uint64_t unused;
+  void *head = ListEnd();  // ListEnd() when empty (free_list.h)
+  int32_t room = 0;
+  uint32_t max_length = 0;  // change with set_max_length (room follows)
+  uint64_t magic = 0;
+  uint64_t unused = 0;
 
   uint32_t length() const { return uint32_t(int64_t(max_length) - room); }
   void set_length(uint32_t n) { room = int32_t(int64_t(max_length) - n); }
@@ -64,6 +65,15 @@ inline constexpr std::array<uint16_t, 1025> kSmallListOffset = [] {
   return t;
 }();
 
+// The divisibility magic of 8 times each class's size (size_classes.h's
+// rule; class 0's is 0): free() tests 8 * (p - span start), which the
+// class-map entry's layout gives it in two instructions (page_map.h).
+inline constexpr std::array<uint64_t, kNumClasses> kListMagic = [] {
+  std::array<uint64_t, kNumClasses> m{};
+  for (uint32_t c = 1; c < kNumClasses; c++) m[c] = ~uint64_t{0} / (8 * uint64_t(kClassShape[c].size)) + 1;
+  return m;
+}();
+
 class ThreadCache {
  public:
   FreeList lists[kNumClasses] = {};  // hot: the fast paths touch only this
@@ -72,7 +82,7 @@ class ThreadCache {
   static constexpr uint32_t kMaxLength = 8192;
 
   constexpr ThreadCache() {
-    for (uint32_t cl = 0; cl < kNumClasses; cl++) lists[cl].magic = kClassMagic[cl];
+    for (uint32_t cl = 0; cl < kNumClasses; cl++) lists[cl].magic = kListMagic[cl];
   }
   // g_empty_cache's: every magic 0.
   struct EmptyTag {};
@@ -88,8 +98,10 @@ class ThreadCache {
   // entered with l->room already decremented (allocator.h) and restores it.
   SPANALLOC_SAMPLE_PATH static void *AllocSlowList(FreeList *l) noexcept;
   SPANALLOC_SAMPLE_PATH static void FreeSlowList(void *p, FreeList *l) noexcept;
-  // malloc found the link of p, the head of l, overwritten: reports, aborts.
-  [[noreturn]] static void CorruptLinkList(void *p, FreeList *l) noexcept;
+  // malloc popped p, the head of l, and found its link implausible: l is
+  // empty (p is ListEnd(): AllocSlowList), or the link was overwritten
+  // (reported; aborts).
+  SPANALLOC_SAMPLE_PATH static void *PopImplausible(void *p, FreeList *l) noexcept;
   // Returns every cached object to the central lists (thread exit, trim).
   void FlushAll();
   // Called by the thread-exit destructor and by tests.

@@ -59,7 +59,7 @@ void ThreadCache::UnchargeList(uint32_t cl) {
   uint32_t n = l.length();
   for (uint32_t i = 0; i < n; i++) {
     void *p = l.head;
-    l.head = CheckedLinkOf(p, cl, "free");
+    l.head = CheckedListLinkOf(p, cl, "free");
     l.room++;
     SetLink(p, st.head);
     st.head = p;

@@ -1,7 +1,10 @@
 #include "page_map.h"
 
+#include <cstdio>
+
 #include <gtest/gtest.h>
 
+#include "allocator.h"
 #include "os_memory.h"
 
 namespace spanalloc {
@@ -42,6 +45,28 @@ TEST(PageMap, SetAndReadBack) {
   EXPECT_EQ(ClassEntry(base), 0u);
   EXPECT_EQ(SpanOf(base), nullptr);
   OsUnmap(mem, 4 * kPageSize);
+}
+
+// The flat view (page_map.h) exists before the heap's first mapping, and the
+// heap's memory lands in it, so that free() takes its short path. (Under
+// AddressSanitizer its shadow takes the range: there is no flat view.)
+TEST(PageMap, HeapMemoryIsInTheFlatView) {
+  void *small = Alloc(64), *medium = Alloc(20000);
+  ASSERT_NE(small, nullptr);
+  ASSERT_NE(medium, nullptr);
+#if defined(__SANITIZE_ADDRESS__)
+  fprintf(stderr, "AddressSanitizer: its shadow takes the flat view's range; checked: lookups agree\n");
+#else
+  ASSERT_GT(g_flat_pages, (uintptr_t{8} << 30) >> kPageShift) << "no flat view (its address, 768 MiB, taken?)";
+  EXPECT_LT(reinterpret_cast<uintptr_t>(small) >> kPageShift, g_flat_pages);
+  EXPECT_LT(reinterpret_cast<uintptr_t>(medium) >> kPageShift, g_flat_pages);
+  EXPECT_GE(reinterpret_cast<uintptr_t>(small), kFlatHeapStart);
+#endif
+  // Through the flat view or the root: the same entry.
+  for (void *p : {small, medium}) EXPECT_EQ(ClassEntry(p), RootClassEntry(p));
+  EXPECT_NE(EntryClass(ClassEntry(small)), 0u);
+  Free(small);
+  Free(medium);
 }
 
 TEST(PageMap, EnsureRejectsPagesBeyondTheAddressSpace) {

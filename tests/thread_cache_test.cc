@@ -35,7 +35,7 @@ TEST(ThreadCache, ListLengthsStayWithinTheirBounds) {
     const FreeList &l = tc->lists[cl];
     EXPECT_LE(l.length(), l.max_length) << "class " << cl;
     uint32_t n = 0;
-    for (void *p = l.head; p; p = LinkOf(p)) n++;
+    for (void *p = l.head; p != ListEnd(); p = LinkOf(p)) n++;
     EXPECT_EQ(n, l.length()) << "class " << cl;
     max_bytes += uint64_t(l.max_length) * kClassShape[cl].size;
   }
