@@ -9,8 +9,8 @@
 
 namespace spanalloc {
 
-constinit uint64_t g_link_secret = kUnsetSecret;
-constinit const uint64_t g_list_end = 0;
+constinit uint64_t g_link_secret = 0;
+constinit const uint64_t g_list_end = 1;
 
 namespace {
 uint64_t Mix(uint64_t x) {  // splitmix64's finaliser
@@ -23,7 +23,7 @@ uint64_t Mix(uint64_t x) {  // splitmix64's finaliser
 }  // namespace
 
 void InitLinkSecret() noexcept {
-  if (__atomic_load_n(&g_link_secret, __ATOMIC_ACQUIRE) != kUnsetSecret) return;
+  if (__atomic_load_n(&g_link_secret, __ATOMIC_ACQUIRE) != 0) return;
   uint64_t r = 0;
   if (getrandom(&r, sizeof r, GRND_NONBLOCK) != ssize_t(sizeof r)) {
     // No entropy yet (early boot) or no syscall: the clock and the address
@@ -36,7 +36,7 @@ void InitLinkSecret() noexcept {
   // Bit 63 set: a cleared word (0) never decodes plausibly. Bit 62 clear: nor
   // does an all-ones word. Low bits set: nor does an aligned pointer.
   r = (r | (uint64_t{1} << 63) | 7) & ~(uint64_t{1} << 62);
-  uint64_t expected = kUnsetSecret;  // (r has bits 0..2 set: never kUnsetSecret)
+  uint64_t expected = 0;
   __atomic_compare_exchange_n(&g_link_secret, &expected, r, false, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
 }
 

@@ -51,14 +51,14 @@ inline constexpr uint64_t kLinkBadBits = 0xffff800000000007ull;
 // Set once (InitLinkSecret) before the first link is written; read without
 // a lock afterwards (objects reach a thread only through a lock or the
 // user's own synchronisation, which orders the write before any read).
-// kUnsetSecret until then: its bit 63 makes fact (2) hold from the start.
-inline constexpr uint64_t kUnsetSecret = uint64_t{1} << 63;
 extern uint64_t g_link_secret __attribute__((visibility("hidden")));
 
 // The end of every thread-cache list: an empty list's head, and the link of
-// its last object, point at this word of 0 (read-only, never written), which
-// by fact (2) never decodes to a plausible link. malloc's link check thus
-// sends the pop of an empty list to the slow path, with no test of its own.
+// its last object, point at this word of 1 (read-only, never written): it
+// decodes to 1 ^ secret ^ its address, whose bits 0..2 are never all 0 (the
+// secret's are 0 before it is drawn, 7 after), so never to a plausible
+// link. malloc's link check thus sends the pop of an empty list to the slow
+// path, with no test of its own.
 // (The central lists' batches and the sampler's stashes end with null.)
 extern const uint64_t g_list_end __attribute__((visibility("hidden")));
 constexpr void *ListEnd() { return const_cast<uint64_t *>(&g_list_end); }
