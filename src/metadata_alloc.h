@@ -4,6 +4,11 @@
 // ReleaseFreePages (malloc_trim) gives back the OS pages that hold only free
 // objects: those objects leave the free list for "released runs" (ranges of
 // whole objects), which Alloc uses, zeroed, before mapping a new chunk.
+//
+// Every field starts at zero (the object size is FixedAlloc<T>'s constant,
+// passed in), so a constinit FixedAlloc sits in .bss: its pages cost no RSS
+// until written. (A .data page is mapped from the library file on its first
+// read, its neighbours with it; 12 KiB per allocator.)
 #pragma once
 
 #include <atomic>
@@ -21,19 +26,21 @@ extern std::atomic<uint64_t> g_metadata_bytes;
 
 class FixedAllocBase {
  public:
-  constexpr FixedAllocBase(size_t size, size_t align) : size_(RoundUp(size, align)) {}
-  // Returns zeroed memory for one object, or nullptr when the OS refuses.
-  void *Alloc();
+  constexpr FixedAllocBase() = default;
+  // Returns zeroed memory for one object of `size` bytes (the same size on
+  // every call), or nullptr when the OS refuses.
+  void *Alloc(size_t size);
   void Free(void *p);
   // Releases the pages of tracked chunks that hold only free objects;
   // returns the bytes released. Takes the lock; makes madvise calls under it
   // (malloc_trim only).
-  size_t ReleaseFreePages();
+  size_t ReleaseFreePages(size_t size);
   size_t in_use() const { return in_use_; }
   Mutex &lock() { return lock_; }  // for fork: rank kMetadata, taken last (lock.h)
 
- private:
   static constexpr size_t RoundUp(size_t n, size_t a) { return (n + a - 1) / a * a; }
+
+ private:
   static constexpr size_t kChunk = 256 * 1024;
   static constexpr int kMaxChunks = 1024;  // chunks tracked for release (256 MiB)
   static constexpr int kMaxRuns = 256;
@@ -44,7 +51,6 @@ class FixedAllocBase {
     char *end;
   };
   Mutex lock_{LockRank::kMetadata};
-  const size_t size_;
   // Protected by lock_:
   FreeNode *free_ = nullptr;  // recycled objects
   char *bump_ = nullptr;      // unused tail of the current chunk
@@ -59,11 +65,13 @@ class FixedAllocBase {
 template <typename T>
 class FixedAlloc : public FixedAllocBase {
  public:
-  constexpr FixedAlloc() : FixedAllocBase(sizeof(T), alignof(T) < 16 ? 16 : alignof(T)) {}
+  static constexpr size_t kSize = RoundUp(sizeof(T), alignof(T) < 16 ? 16 : alignof(T));
+  constexpr FixedAlloc() = default;
   T *New() {
-    void *p = Alloc();
+    void *p = Alloc(kSize);
     return p ? new (p) T() : nullptr;
   }
+  size_t ReleaseFreePages() { return FixedAllocBase::ReleaseFreePages(kSize); }
   void Delete(T *t) {
     t->~T();
     Free(t);

@@ -12,6 +12,14 @@
 //  2. Span length per class: the fewest 8 KiB pages whose tail (the bytes
 //     left over after the last whole object) is at most 1/8 of the span and
 //     which hold at least min(8, 64 KiB / size) objects, so refills amortise.
+//     Measured and not taken (bench/NOTES.md, peak RSS): tails <= 1/32 for
+//     the classes up to 1 KiB (--tail-div-small 32: 2-3 pages for 288-1024 B)
+//     take bench server from 16.0 to 15.6 MiB but bench random from 116 to
+//     131 MiB (its page heap then keeps more free spans at the peak); 1/32
+//     for every class (--tail-div 32) takes bench app from 11.8 to 12.8 MiB
+//     (a long span serving one growing buffer); smaller batches
+//     (--batch-bytes 16384) save 0.3 MiB on bench threads but cost bench
+//     prodcons at 2 threads 13 % more instructions.
 //  3. Batch (objects moved between a thread cache and a central list at
 //     once): 32 KiB / size, clamped to [2, 128].
 //
@@ -19,6 +27,8 @@
 // smallest request that maps to it, per object) + tail, over the span bytes.
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
 #include <vector>
 
 namespace {
@@ -27,6 +37,16 @@ constexpr int kPageShift = 13;
 constexpr uint32_t kPageSize = 1u << kPageShift;
 constexpr uint32_t kMaxSmall = 32768;
 constexpr uint32_t kMaxPagesPerSpan = 32;
+
+// Knobs for experiments (flags of the same names, e.g.
+//   build/bin/mksizeclasses --tail-div-small 32 > src/size_classes_table.inc
+// then rebuild); the checked-in table is made with the defaults, and a test
+// compares it with a fresh run.
+uint32_t g_batch_bytes = 32768;  // --batch-bytes: bytes moved per batch
+uint32_t g_max_batch = 128;      // --max-batch
+uint32_t g_tail_div = 8;         // --tail-div: tail <= span / this
+uint32_t g_tail_div_small = 8;   // --tail-div-small: the same for classes <= 1 KiB
+uint32_t g_min_span_bytes = 65536;  // --min-span-bytes: a span holds min(8, this / size) objects
 
 struct Class {
   uint32_t size, pages, objects, tail, batch;
@@ -48,20 +68,29 @@ std::vector<uint32_t> CandidateSizes() {
 }
 
 uint32_t PagesFor(uint32_t size) {
-  uint32_t min_objects = 65536 / size;
+  uint32_t min_objects = g_min_span_bytes / size;
+  uint32_t tail_div = size <= 1024 ? g_tail_div_small : g_tail_div;
   if (min_objects > 8) min_objects = 8;
   if (min_objects < 1) min_objects = 1;
   for (uint32_t pages = 1; pages <= kMaxPagesPerSpan; pages++) {
     uint32_t bytes = pages * kPageSize;
     if (bytes / size < min_objects) continue;
-    if (bytes % size <= bytes / 8) return pages;
+    if (bytes % size <= bytes / tail_div) return pages;
   }
   return 0;
 }
 
 }  // namespace
 
-int main() {
+int main(int argc, char **argv) {
+  for (int i = 1; i + 1 < argc; i += 2) {
+    uint32_t v = uint32_t(std::strtoul(argv[i + 1], nullptr, 10));
+    if (!std::strcmp(argv[i], "--batch-bytes")) g_batch_bytes = v;
+    else if (!std::strcmp(argv[i], "--max-batch")) g_max_batch = v;
+    else if (!std::strcmp(argv[i], "--tail-div")) g_tail_div = v;
+    else if (!std::strcmp(argv[i], "--tail-div-small")) g_tail_div_small = v;
+    else if (!std::strcmp(argv[i], "--min-span-bytes")) g_min_span_bytes = v;
+  }
   std::vector<Class> classes;
   for (uint32_t size : CandidateSizes()) {
     uint32_t pages = PagesFor(size);
@@ -71,8 +100,8 @@ int main() {
     }
     uint32_t bytes = pages * kPageSize;
     Class c{size, pages, bytes / size, bytes % size, 0, 0, 0};
-    uint32_t b = 32768 / size;
-    c.batch = b < 2 ? 2 : (b > 128 ? 128 : b);
+    uint32_t b = g_batch_bytes / size;
+    c.batch = b < 2 ? 2 : (b > g_max_batch ? g_max_batch : b);
     classes.push_back(c);
   }
   uint32_t prev = 0;
@@ -88,7 +117,11 @@ int main() {
   std::printf("// Regenerate: build/bin/mksizeclasses > src/size_classes_table.inc\n");
   std::printf("//\n// Bounds (checked by tests/size_classes_test.cc):\n");
   std::printf("//   rounding waste <= 12.5%% for classes above 128 B, < 16 B below;\n");
-  std::printf("//   tail waste <= 12.5%% of the span for every class.\n");
+  if (g_tail_div_small == 8 && g_tail_div == 8)
+    std::printf("//   tail waste <= 12.5%% of the span for every class.\n");
+  else
+    std::printf("//   tail waste <= 1/%u of the span for classes up to 1 KiB, 1/%u above.\n", g_tail_div_small,
+                g_tail_div);
   std::printf("// round%% = worst rounding waste (smallest request mapped here);\n");
   std::printf("// worst%% = rounding waste of every object plus the tail, over the span.\n//\n");
   std::printf("// class   size  pages  objects   tail  batch  round%%  worst%%\n");
