@@ -124,14 +124,12 @@ void OsUnreserve(void *target, size_t bytes) {
 }
 
 bool OsMapFixed(void *p, size_t bytes) {
-  if (FaultNow()) return false;
-  int saved = errno;
-  void *q = mmap(p, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0);
-  errno = saved;
-  if (q == MAP_FAILED) return false;
-  g_os_counters.mapped.fetch_add(bytes, std::memory_order_relaxed);
-  g_os_counters.maps.fetch_add(1, std::memory_order_relaxed);
-  return true;
+  // Never MAP_FIXED: between the move and this refill the hole is free
+  // address space, and any other mmap of the process (a thread's stack, a
+  // library, a file) may have landed in it; MAP_FIXED would silently replace
+  // that mapping. NOREPLACE fails instead, and the caller forgets the range.
+  bool taken;
+  return OsMapAt(p, bytes, &taken) != nullptr;
 }
 
 void *OsMapAt(void *at, size_t bytes, bool *taken) {

@@ -55,7 +55,9 @@ bool OsRemapInPlace(void *p, size_t old_bytes, size_t new_bytes);
 void *OsReserve(size_t bytes, size_t align);
 bool OsRemapMoveTo(void *p, size_t old_bytes, size_t new_bytes, void *target);
 void OsUnreserve(void *target, size_t bytes);
-// Maps fresh zero pages exactly at [p, p+bytes) (refilling a hole).
+// Maps fresh zero pages exactly at [p, p+bytes) (refilling a hole) if the
+// range is still free; false when anything else was mapped there meanwhile
+// (never replaced) or the kernel refused memory.
 bool OsMapFixed(void *p, size_t bytes);
 // Maps read-write zero pages (as OsMap) at exactly [at, at+bytes) if nothing
 // is mapped there. nullptr on failure, with *taken true when the range (or

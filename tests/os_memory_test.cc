@@ -45,6 +45,27 @@ TEST(OsMemory, ReleaseDropsPagesAndZeroes) {
   OsUnmap(p, bytes);
 }
 
+TEST(OsMemory, RefillOfAHoleNeverReplacesAnotherMapping) {
+  // Remap's refill (page_heap_impl.h): the old range of a moved block is a
+  // hole another mmap of the process may take before the refill runs.
+  const size_t bytes = 1 << 20;
+  char *p = static_cast<char *>(OsMap(bytes, kPageSize));
+  ASSERT_NE(p, nullptr);
+  OsUnmap(p, bytes);
+  // Free hole: refilled with zero pages.
+  ASSERT_TRUE(OsMapFixed(p, bytes));
+  for (size_t i = 0; i < bytes; i += 4096) ASSERT_EQ(p[i], 0);
+  OsUnmap(p, bytes);
+  // Someone else's mapping (with data) landed in part of the hole.
+  void *other = mmap(p + bytes / 2, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+  ASSERT_EQ(other, p + bytes / 2);
+  memset(other, 0x77, 4096);
+  EXPECT_FALSE(OsMapFixed(p, bytes));
+  EXPECT_EQ(static_cast<unsigned char *>(other)[0], 0x77);
+  EXPECT_EQ(static_cast<unsigned char *>(other)[4095], 0x77);
+  munmap(other, 4096);
+}
+
 TEST(OsMemory, FailureKeepsErrnoAndReturnsNull) {
   errno = 1234;
   EXPECT_EQ(OsMap(size_t{1} << 62, kPageSize), nullptr);
