@@ -9,6 +9,7 @@
 #include <cstring>
 
 #include "central_list.h"
+#include "cpu_cache.h"
 #include "options.h"
 #include "page_heap.h"
 #include "sampler.h"
@@ -61,6 +62,7 @@ void FreeSuspect(void *p, FreeList *list, const char *func) noexcept {
     // Its first word is a valid link: the block is free. Say where, if it is
     // on this thread's list (walked as far as its links hold).
     const char *where = "already free: freed by another thread, or back in a central batch";
+    if (CpuCache::On() && CpuCache::OnCurrentCpuList(p, cl)) where = "already on this CPU's free list";
     void *q = l.head;
     for (uint32_t i = 0, n = l.length(); q != nullptr && q != ListEnd() && i < n; i++) {
       if (q == p) {
@@ -251,6 +253,7 @@ SPANALLOC_EXPORT size_t spanalloc_usable_size(const void *ptr) { return UsableSi
 SPANALLOC_EXPORT size_t spanalloc_release_free_memory(void) {
   EnsureInitialized();
   if (tls_cache != &g_empty_cache) tls_cache->FlushAll();
+  CpuCache::Drain(0);
   for (uint32_t cl = 1; cl < kNumClasses; cl++) g_central[cl].ReleaseSlots();
   size_t released = g_page_heap.ReleaseAll();
   // Span records of a heap that was once much bigger: their free pages go too.

@@ -8,6 +8,7 @@
 
 #include "central_list.h"
 #include "common.h"
+#include "cpu_cache.h"
 #include "free_list.h"
 #include "lock.h"
 #include "options.h"
@@ -61,6 +62,8 @@ void ForkChild() {
   g_page_heap.lock().ResetAfterFork();
   for (uint32_t cl = 1; cl < kNumClasses; cl++) g_central[cl].lock().ResetAfterFork();
   ThreadCache::AfterForkChild();  // resets the registry lock, then repairs
+  // Per-CPU caches need nothing: each list is whole after every commit
+  // (cpu_cache.h), and no lock guards them.
   g_page_heap.AfterForkChild();
   g_scavenger.AfterForkChild();
 }
@@ -69,6 +72,7 @@ void InitOnce() {
   InitLinkSecret();
   LoadOptions();
   SamplerConfigure();  // before any thread cache exists
+  CpuCache::Init();    // after the sampler: sampling keeps thread caches
   // The heap works from here on: what follows may allocate (glibc's
   // pthread_atfork can), and those calls must find it ready.
   g_init_state.store(2, std::memory_order_release);

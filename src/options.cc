@@ -28,6 +28,8 @@ constinit Options g_options = {
     /*profile_rate_bytes=*/uint64_t{512} << 10,
     /*guard_sample=*/0,
     /*cgroup_limit_bytes=*/0,
+    /*cache_mode=*/CacheMode::kThread,
+    /*cpu_cache_bytes=*/uint64_t{3} << 20,
 };
 
 namespace {
@@ -52,6 +54,8 @@ struct OptionSpec {
 
 constexpr const char *kReportChoices[] = {"0", "1", "json", nullptr};
 static_assert(sizeof(ReportFormat) == 1);
+constexpr const char *kCacheChoices[] = {"thread", "cpu", nullptr};
+static_assert(sizeof(CacheMode) == 1);
 constexpr const char *kChecksChoices[] = {"default", "full", nullptr};  // full_checks = index
 static_assert(sizeof(bool) == 1);
 
@@ -70,6 +74,11 @@ const OptionSpec kOptions[] = {
      "soft memory limit (bytes, K/M/G; 0: none); near it all free memory goes back before the heap grows; unset: cgroup"},
     {"SPANALLOC_THREAD_CACHE_KB", Kind::kUnsigned, 1024, 64, uint64_t{1} << 20, &g_options.thread_cache_bytes,
      "most bytes of free objects one thread's cache may hold (KiB)"},
+    {"SPANALLOC_CACHE", Kind::kChoice, 1, 0, 1, &g_options.cache_mode,
+     "cpu: per-CPU caches on rseq (thread where glibc registers no rseq area); thread: one cache per thread",
+     kCacheChoices},
+    {"SPANALLOC_CPU_CACHE_KB", Kind::kUnsigned, 1024, 0, uint64_t{1} << 20, &g_options.cpu_cache_bytes,
+     "most bytes of free objects one CPU's cache holds (KiB; SPANALLOC_CACHE=cpu)"},
     {"SPANALLOC_REPORT", Kind::kChoice, 1, 0, 2, &g_options.report,
      "1: write the allocator report at exit, as text; json: as JSON", kReportChoices},
     {"SPANALLOC_REPORT_FILE", Kind::kPath, 1, 0, 0, &g_options.report_file,

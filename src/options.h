@@ -11,6 +11,10 @@ namespace spanalloc {
 // What the exit report is written as (SPANALLOC_REPORT: 0, 1, json).
 enum class ReportFormat : uint8_t { kNone, kText, kJson };
 
+// Where free objects are cached first (SPANALLOC_CACHE: thread, cpu;
+// cpu_cache.h).
+enum class CacheMode : uint8_t { kThread, kCpu };
+
 // Longest SPANALLOC_REPORT_FILE accepted, terminating zero included.
 inline constexpr size_t kReportPathMax = 1024;
 
@@ -38,6 +42,8 @@ struct Options {
   // memory.limit_in_bytes, the smallest along our group's path), 0 when
   // none or when cgroup_aware is off.
   uint64_t cgroup_limit_bytes;
+  CacheMode cache_mode;      // SPANALLOC_CACHE (cpu falls back to thread where rseq is missing)
+  uint64_t cpu_cache_bytes;  // SPANALLOC_CPU_CACHE_KB
 };
 
 extern Options g_options __attribute__((visibility("hidden")));

@@ -11,6 +11,7 @@
 #include <cerrno>
 
 #include "central_list.h"
+#include "cpu_cache.h"
 #include "options.h"
 #include "page_heap.h"
 
@@ -101,6 +102,9 @@ void Scavenger::Loop() {
       // notify us: the wait below then returns at once and the next round
       // schedules their release.)
       last_slots_release_ = now;
+      // CPUs that have been idle as long give back their caches first, so
+      // that what they held can reach the spans too.
+      CpuCache::Drain(g_options.release_delay_ms);
       for (uint32_t cl = 1; cl < kNumClasses; cl++) g_central[cl].ReleaseSlots();
     }
     if (due == PageHeap::kNever) {

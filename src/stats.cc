@@ -2,6 +2,7 @@
 
 #include "allocator.h"
 #include "central_list.h"
+#include "cpu_cache.h"
 #include "metadata_alloc.h"
 #include "os_memory.h"
 #include "page_heap.h"
@@ -31,6 +32,10 @@ void GatherStats(spanalloc_stats *out) {
   // -> page heap) is then seen at most twice, never missed.
   uint64_t caches = 0, cached = 0;
   ThreadCache::RegistryStats(&caches, &cached);
+  // In cpu mode the per-CPU caches stand in for the thread caches (none
+  // exist then): one cache per possible CPU, their bytes read racily.
+  caches += CpuCache::NumCpus();
+  cached += CpuCache::CachedBytes();
   uint64_t central = 0;
   for (uint32_t cl = 1; cl < kNumClasses; cl++) {
     CentralStats cs = g_central[cl].Stats();

@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "central_list.h"
+#include "cpu_cache.h"
 #include "free_list.h"
 #include "lifecycle.h"
 #include "metadata_alloc.h"
@@ -131,6 +132,8 @@ ThreadCache *ThreadCache::CreateForCurrentThread() {
 }
 
 void *ThreadCache::AllocSlow(uint32_t cl) noexcept {
+  // Per-CPU caches: this thread's cache is g_empty_cache for good (cpu_cache.h).
+  if (CpuCache::On()) return CpuCache::Alloc(cl);
   void *p = AllocSlowInner(cl);
   return p != nullptr ? p : FailNoMemory();
 }
@@ -139,6 +142,7 @@ void *ThreadCache::AllocSlowInner(uint32_t cl) {
   ThreadCache *tc = tls_cache;
   if (tc == &g_empty_cache) {
     EnsureInitialized();
+    if (CpuCache::On()) return CpuCache::Alloc(cl);  // the first allocation chose cpu mode
     if (tls_state == 2 || (tc = CreateForCurrentThread()) == nullptr) return CentralAllocOne(cl);
   }
   if (SPANALLOC_UNLIKELY(g_sampler.on)) return tc->AllocSampling(cl);
@@ -166,6 +170,7 @@ void *ThreadCache::PopImplausible(void *p, FreeList *l) noexcept {
 // With sampling on, every free of a thread with a cache comes here: it goes
 // on at once, without the frame FreeSlowUnsampled needs.
 void ThreadCache::FreeSlow(void *p, uint32_t cl) noexcept {
+  if (CpuCache::On()) return CpuCache::Free(p, cl);
   ThreadCache *tc = tls_cache;
   if (SPANALLOC_UNLIKELY(g_sampler.on) && tc != &g_empty_cache) return tc->FreeSampling(p, cl);
   return FreeSlowUnsampled(tc, p, cl);

@@ -11,6 +11,7 @@ set(SPANALLOC_INTERNAL_TESTS
   page_heap_test
   central_list_test
   thread_cache_test
+  cpu_cache_test
   options_test
   allocator_test
   internal_stress_test)
@@ -24,8 +25,19 @@ foreach(t ${SPANALLOC_INTERNAL_TESTS})
     target_compile_options(${t} PRIVATE -fsanitize=${SPANALLOC_SANITIZE} -fno-omit-frame-pointer)
     target_link_options(${t} PRIVATE -fsanitize=${SPANALLOC_SANITIZE})
   endif()
-  gtest_discover_tests(${t} PROPERTIES LABELS internal DISCOVERY_TIMEOUT 60)
+  # The thread-cache suite looks at thread caches: it runs in thread mode
+  # whatever the default (cpu_cache_test asks for cpu mode itself).
+  set(_env "")
+  if(t STREQUAL "thread_cache_test")
+    set(_env ENVIRONMENT SPANALLOC_CACHE=thread)
+  endif()
+  gtest_discover_tests(${t} DISCOVERY_TIMEOUT 60 PROPERTIES LABELS internal ${_env})
 endforeach()
+
+# Per-CPU caches must give way to thread caches when glibc registers no rseq area.
+add_test(NAME cpu_cache_test.fallback_without_rseq COMMAND cpu_cache_test --gtest_filter=CpuCacheMode.*)
+set_tests_properties(cpu_cache_test.fallback_without_rseq PROPERTIES LABELS internal
+    ENVIRONMENT "GLIBC_TUNABLES=glibc.pthread.rseq=0;CPU_CACHE_EXPECT=thread;SPANALLOC_CACHE=cpu")
 
 # The checked-in size-class table must be exactly what the generator writes.
 add_test(NAME size_classes_table_is_generated

@@ -1,0 +1,114 @@
+// Per-CPU caches (tcmalloc's per-CPU mode; Go's per-P mcache): one set of
+// free lists per logical CPU instead of per thread, so that the memory held
+// in caches is bounded by the number of CPUs, not of threads.
+//
+// Mode. SPANALLOC_CACHE=cpu|thread (options.h) chooses at start-up, once.
+// Per-CPU caches need restartable sequences: glibc 2.35+ registers an rseq
+// area for every thread (found through __rseq_offset; __rseq_size is 0 when
+// it did not, e.g. GLIBC_TUNABLES=glibc.pthread.rseq=0), x86-64, and no
+// ThreadSanitizer (it cannot see the ordering that rseq gives, and would
+// report every object handed from one thread to the next on a CPU). Without
+// them, or with sampling on (its countdowns live in the thread caches),
+// spanalloc keeps the thread caches (thread_cache.h).
+//
+// How the two modes coexist: in cpu mode no thread cache is ever created, so
+// every thread's cache pointer stays at g_empty_cache, whose lists are empty
+// with no room. The thread-cache fast paths (allocator.h) are not touched:
+// they miss, and their slow-path entries (ThreadCache::AllocSlowList,
+// FreeSlowList, FreeSlow) test one flag first and come here. The fast
+// paths' checks stay in force in both modes: the interior-pointer check and
+// the double-free filter of free() run before the miss.
+//
+// Data. One 2 KiB slab per possible CPU (mapped once, metadata), holding per
+// size class one 16-byte CpuList:
+//   word  = head | count << 47   head: the first free object (null: empty);
+//                                count: objects on the list (< 2^17). User
+//                                addresses are below 2^47, so both fit one
+//                                word and one store commits any change.
+//   limit = max_length << 47     the list holds at most max_length objects
+// Objects on a list are linked through their first word exactly as in the
+// thread caches (free_list.h: encoded, checked when popped, plausibility-
+// checked when flushed), so double frees and overwritten links are found
+// the same way in both modes.
+//
+// Synchronisation. A CPU's lists are changed only by restartable sequences
+// running on that CPU (cpu_cache.cc: pop, push, push of a chain, take all):
+// each reads the CPU number from the thread's rseq area inside the
+// sequence, works on that CPU's slab, and commits with one final store; the
+// kernel restarts a sequence that is preempted, migrated or interrupted by
+// a signal before its commit. No lock and no atomic read-modify-write. Other
+// CPUs only read the words (statistics, idleness), never write them: a
+// thread that drains CPU c's lists (background release, malloc_trim) first
+// moves itself onto CPU c (sched_setaffinity) and then uses the same
+// sequences.
+//
+// Bounds. Each CPU's lists hold at most SPANALLOC_CPU_CACHE_KB bytes: the
+// budget is shared out between the classes once, at start-up (water-filling:
+// no class gets more than two batches; what the small classes do not need
+// goes to the larger ones). Refill takes up to a batch from the central list
+// (central_list.h), one lock round trip; a push onto a full list flushes a
+// batch back. A CPU with no slow path for the release delay counts as idle:
+// the background release thread (scavenger.cc) drains it; malloc_trim drains
+// every CPU.
+//
+// Fork: every change is committed by one store, so the child finds each list
+// whole; objects another thread held between a take and a push in the
+// parent are lost to the child, never handed out twice. Thread exit: nothing
+// to do (no per-thread state).
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+
+#include "common.h"
+
+namespace spanalloc {
+
+class CpuCache {
+ public:
+  // Chooses the mode from the options and what the process offers; maps the
+  // slabs. From InitOnce (lifecycle.cc), after the options and the sampler.
+  // When cpu mode cannot start, g_options.cache_mode becomes kThread (the
+  // report shows the mode in force) and FallbackReason() says why.
+  static void Init() noexcept;
+  // Whether per-CPU caches are in use (set once by Init, before the heap is
+  // marked initialised; never changes afterwards).
+  static bool On() { return on_.load(std::memory_order_acquire); }
+  // Why cpu mode is not in use when it was asked for (null when it is, or
+  // when thread mode was asked for). For the report and the tests.
+  static const char *FallbackReason() { return fallback_reason_; }
+
+  // malloc and free of class cl when On() (called by the thread cache's slow
+  // path entries). Alloc returns nullptr with errno ENOMEM when the OS
+  // refuses memory.
+  SPANALLOC_SAMPLE_PATH static void *Alloc(uint32_t cl) noexcept;
+  SPANALLOC_SAMPLE_PATH static void Free(void *p, uint32_t cl) noexcept;
+
+  // Drains the lists of every CPU that had no slow path for idle_ms
+  // (0: every CPU) into the central lists. Moves the calling thread from CPU
+  // to CPU and back (its affinity is restored). Takes no lock itself; never
+  // allocates. Returns the bytes drained.
+  static uint64_t Drain(uint64_t idle_ms) noexcept;
+  // Bytes of free objects in all CPUs' lists (racy reads: statistics).
+  static uint64_t CachedBytes() noexcept;
+  // CPUs with a slab (the possible CPUs), 0 when off.
+  static uint32_t NumCpus() { return ncpu_; }
+  // Bytes cached in CPU cpu's lists, and its list of class cl's limit
+  // (tests).
+  static uint64_t CachedBytesOn(uint32_t cpu) noexcept;
+  static uint32_t MaxLength(uint32_t cl) noexcept;
+  // Whether p is on class cl's list of the CPU the caller runs on (a double
+  // free's report; reads the list outside any sequence, as far as its links
+  // hold: a diagnosis, not a proof).
+  static bool OnCurrentCpuList(const void *p, uint32_t cl) noexcept;
+  // The CPU the calling thread runs on, as its rseq area says (-1: none).
+  static int CurrentCpu() noexcept;
+
+ private:
+  static const char *Start() noexcept;  // null, or why cpu mode cannot start
+  static std::atomic<bool> on_;
+  static uint32_t ncpu_;
+  static const char *fallback_reason_;
+};
+
+}  // namespace spanalloc
