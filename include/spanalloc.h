@@ -71,11 +71,11 @@ typedef struct spanalloc_stats {
   uint64_t released;          /* free page-heap bytes given back to the OS */
   uint64_t page_heap_free;    /* free, committed bytes in the page heap */
   uint64_t central_free;      /* free objects held in central lists and spans */
-  uint64_t thread_cache_free; /* free objects held in thread caches (others' at their last flush) or per-CPU caches */
+  uint64_t thread_cache_free; /* free objects held in thread caches (others' at their last flush) and per-CPU caches */
   uint64_t in_use_small;      /* bytes of small objects handed out (class sizes, span tails) */
   uint64_t in_use_large;      /* bytes of large spans handed out (whole pages) */
   uint64_t metadata;          /* the allocator's own structures */
-  uint64_t thread_caches;     /* live thread caches (SPANALLOC_CACHE=cpu: per-CPU caches) */
+  uint64_t thread_caches;     /* live thread caches (SPANALLOC_CACHE=cpu: plus one per CPU) */
   uint64_t os_maps;           /* mmap calls made */
   uint64_t os_releases;       /* madvise(MADV_DONTNEED) calls made */
 } spanalloc_stats;

@@ -64,9 +64,13 @@ constexpr int kSlabShift = 11;  // 2 KiB per CPU: the sequences find a slab by c
 
 struct Slab {
   CpuList lists[kNumClasses];
-  // NowMillis() of this CPU's last slow path: written by slow paths on this
-  // CPU, read by Drain on any (relaxed; a stale value only delays a drain).
-  uint64_t last_slow_ms;
+  // Idleness: slow_paths counts this CPU's slow paths (a plain increment by
+  // whichever thread runs there: a lost count only delays a drain); Drain
+  // notes the count it saw and when it changed (seen_*), and calls the CPU
+  // idle once the count has not moved for the idle time.
+  uint64_t slow_paths;
+  uint64_t seen_slow_paths;
+  uint64_t seen_ms;
 };
 static_assert(sizeof(Slab) <= (size_t{1} << kSlabShift));
 
@@ -335,7 +339,8 @@ int32_t RawCpuId() { return -1; }
 int32_t TouchCurrentCpu() {
   int32_t cpu = RawCpuId();
   if (cpu < 0 || uint32_t(cpu) >= CpuCache::NumCpus()) return -1;
-  __atomic_store_n(&SlabOf(uint32_t(cpu))->last_slow_ms, NowMillis(), __ATOMIC_RELAXED);
+  uint64_t *count = &SlabOf(uint32_t(cpu))->slow_paths;
+  __atomic_store_n(count, __atomic_load_n(count, __ATOMIC_RELAXED) + 1, __ATOMIC_RELAXED);
   return cpu;
 }
 
@@ -507,6 +512,40 @@ const char *CpuCache::Start() noexcept {
   return nullptr;
 }
 
+int CpuCache::RemoveRange(uint32_t cl, void **head, void **tail, uint32_t n) noexcept {
+  if (TouchCurrentCpu() < 0) return 0;
+  bool corrupt = false;
+  if (RseqPopBatch(cl, n, head, tail, &corrupt)) {
+    SetLink(*tail, nullptr);
+    return int(n);
+  }
+  if (corrupt) {
+    // Take the list and walk it link by link: the walk reports the very
+    // object whose link was overwritten.
+    uint64_t w;
+    if (RseqTakeAll(cl, -1, &w) && CountOf(w) > 0) ReleaseChain(cl, HeadOf(w), CountOf(w));
+  }
+  return 0;
+}
+
+void CpuCache::InsertRange(uint32_t cl, void *head, void *tail, uint32_t n) noexcept {
+  if (TouchCurrentCpu() >= 0) {
+    if (RseqPushChain(cl, head, tail, n)) return;
+    // Full: its newest batch goes to the central list (whole, so into a
+    // transfer slot), then the chain gets its room.
+    const uint32_t batch = kClassShape[cl].batch;
+    void *bh, *bt;
+    bool corrupt = false;
+    if (g_max_length[cl] >= batch && RseqPopBatch(cl, batch, &bh, &bt, &corrupt)) {
+      SetLink(bt, nullptr);
+      g_central[cl].InsertRange(bh, bt, int(batch));
+      if (RseqPushChain(cl, head, tail, n)) return;
+    }
+  }
+  SetLink(tail, nullptr);
+  g_central[cl].InsertRange(head, tail, int(n));
+}
+
 void *CpuCache::Alloc(uint32_t cl) noexcept {
   bool corrupt = false;
   void *p = RseqPop(cl, &corrupt);
@@ -529,7 +568,15 @@ uint64_t CpuCache::Drain(uint64_t idle_ms) noexcept {
   bool moved = false;
   for (uint32_t cpu = 0; cpu < ncpu_; cpu++) {
     Slab *s = SlabOf(cpu);
-    if (idle_ms != 0 && now - __atomic_load_n(&s->last_slow_ms, __ATOMIC_RELAXED) < idle_ms) continue;
+    if (idle_ms != 0) {
+      uint64_t count = __atomic_load_n(&s->slow_paths, __ATOMIC_RELAXED);
+      if (count != s->seen_slow_paths || s->seen_ms == 0) {
+        s->seen_slow_paths = count;  // busy since the last look
+        s->seen_ms = now;
+        continue;
+      }
+      if (now - s->seen_ms < idle_ms) continue;
+    }
     if (CachedBytesOn(cpu) == 0) continue;
     cpu_set_t one;
     CPU_ZERO(&one);

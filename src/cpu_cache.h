@@ -1,8 +1,9 @@
 // Per-CPU caches (tcmalloc's per-CPU mode; Go's per-P mcache): one set of
-// free lists per logical CPU instead of per thread, so that the memory held
-// in caches is bounded by the number of CPUs, not of threads.
+// free lists per logical CPU behind small per-thread lists, so that the
+// memory held in caches is bounded by the number of CPUs, not of threads.
 //
 // Mode. SPANALLOC_CACHE=cpu|thread (options.h) chooses at start-up, once.
+// In cpu mode the thread caches stay in front (below), small.
 // Per-CPU caches need restartable sequences: glibc 2.35+ registers an rseq
 // area for every thread (found through __rseq_offset; __rseq_size is 0 when
 // it did not, e.g. GLIBC_TUNABLES=glibc.pthread.rseq=0), x86-64, and no
@@ -11,13 +12,21 @@
 // them, or with sampling on (its countdowns live in the thread caches),
 // spanalloc keeps the thread caches (thread_cache.h).
 //
-// How the two modes coexist: in cpu mode no thread cache is ever created, so
-// every thread's cache pointer stays at g_empty_cache, whose lists are empty
-// with no room. The thread-cache fast paths (allocator.h) are not touched:
-// they miss, and their slow-path entries (ThreadCache::AllocSlowList,
-// FreeSlowList, FreeSlow) test one flag first and come here. The fast
-// paths' checks stay in force in both modes: the interior-pointer check and
-// the double-free filter of free() run before the miss.
+// How the two modes coexist: in cpu mode every thread still has its cache
+// (thread_cache.h), and the fast paths (allocator.h) are the same
+// instructions in both modes; what changes is behind them. A thread
+// cache's refill takes a chain from its CPU's list (RemoveRange) and its
+// flush gives one back (InsertRange), with no lock, before the central list
+// is asked; and its byte budget binds from the first object, shared per CPU
+// between the live caches (ThreadCache::Budget: with 64 threads on 2 CPUs,
+// 128 KiB each instead of 4 MiB). So the memory held in caches is bounded
+// by CPUs, not threads: ncpu * (SPANALLOC_CPU_CACHE_KB +
+// SPANALLOC_THREAD_CACHE_KB), however many threads live, while a thread's
+// own lists keep the fast path as short as in thread mode. (Measured and
+// kept out: per-CPU lists alone, reached by letting every thread-cache fast
+// path miss into them, about 118 instructions per malloc+free pair instead
+// of 64; BENCHMARKS.md, "Per-CPU caches".) Threads without a cache (exiting,
+// or out of memory for one) allocate and free through Alloc and Free.
 //
 // Data. One 2 KiB slab per possible CPU (mapped once, metadata), holding per
 // size class one 16-byte CpuList:
@@ -78,14 +87,24 @@ class CpuCache {
   // when thread mode was asked for). For the report and the tests.
   static const char *FallbackReason() { return fallback_reason_; }
 
-  // malloc and free of class cl when On() (called by the thread cache's slow
-  // path entries). Alloc returns nullptr with errno ENOMEM when the OS
-  // refuses memory.
+  // A thread cache's refill: n objects (n >= 1) off the current CPU's list
+  // of class cl, linked from *head to *tail (tail's link null); returns n,
+  // or 0 when the list holds fewer (the caller asks the central list).
+  static int RemoveRange(uint32_t cl, void **head, void **tail, uint32_t n) noexcept;
+  // A thread cache's flush: the chain head..tail of n objects onto the
+  // current CPU's list; a full list first gives its newest batch to the
+  // central list; what still does not fit goes there too.
+  static void InsertRange(uint32_t cl, void *head, void *tail, uint32_t n) noexcept;
+  // malloc and free of class cl by a thread without a cache when On().
+  // Alloc returns nullptr with errno ENOMEM when the OS refuses memory.
   SPANALLOC_SAMPLE_PATH static void *Alloc(uint32_t cl) noexcept;
   SPANALLOC_SAMPLE_PATH static void Free(void *p, uint32_t cl) noexcept;
 
   // Drains the lists of every CPU that had no slow path for idle_ms
-  // (0: every CPU) into the central lists. Moves the calling thread from CPU
+  // (0: every CPU) into the central lists; a CPU counts as idle from the
+  // first Drain call that sees no slow path since the one before.
+  // Not thread-safe against itself (the scavenger's; malloc_trim's idle_ms
+  // is 0, which reads no idleness state). Moves the calling thread from CPU
   // to CPU and back (its affinity is restored). Takes no lock itself; never
   // allocates. Returns the bytes drained.
   static uint64_t Drain(uint64_t idle_ms) noexcept;

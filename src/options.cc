@@ -75,7 +75,7 @@ const OptionSpec kOptions[] = {
     {"SPANALLOC_THREAD_CACHE_KB", Kind::kUnsigned, 1024, 64, uint64_t{1} << 20, &g_options.thread_cache_bytes,
      "most bytes of free objects one thread's cache may hold (KiB)"},
     {"SPANALLOC_CACHE", Kind::kChoice, 1, 0, 1, &g_options.cache_mode,
-     "cpu: per-CPU caches on rseq (thread where glibc registers no rseq area); thread: one cache per thread",
+     "cpu: per-CPU caches on rseq behind small thread caches (thread where glibc registers no rseq area); thread: thread caches only",
      kCacheChoices},
     {"SPANALLOC_CPU_CACHE_KB", Kind::kUnsigned, 1024, 0, uint64_t{1} << 20, &g_options.cpu_cache_bytes,
      "most bytes of free objects one CPU's cache holds (KiB; SPANALLOC_CACHE=cpu)"},

@@ -39,7 +39,7 @@ inline constexpr TotalStat kTotalStats[] = {
      "in use by the program, small objects (class sizes, with span tails)"},
     {"in_use_large", &spanalloc_stats::in_use_large, StatUnit::kBytes,
      "in use by the program, large blocks (whole pages)"},
-    {"thread_cache_free", &spanalloc_stats::thread_cache_free, StatUnit::kBytes, "free in thread caches (or per-CPU caches)"},
+    {"thread_cache_free", &spanalloc_stats::thread_cache_free, StatUnit::kBytes, "free in thread caches and per-CPU caches"},
     {"central_free", &spanalloc_stats::central_free, StatUnit::kBytes, "free in central lists and their spans"},
     {"page_heap_free", &spanalloc_stats::page_heap_free, StatUnit::kBytes, "free in the page heap (committed)"},
     {"released", &spanalloc_stats::released, StatUnit::kBytes, "released to the OS (mapped, not resident)"},
@@ -47,7 +47,7 @@ inline constexpr TotalStat kTotalStats[] = {
      "metadata (spans, caches, page map leaves: mostly not resident)"},
     {"mapped", &spanalloc_stats::mapped, StatUnit::kBytes, "mapped in all (the sum of the above)"},
     {"committed", &spanalloc_stats::committed, StatUnit::kBytes, "committed (mapped less released)"},
-    {"thread_caches", &spanalloc_stats::thread_caches, StatUnit::kCount, "live thread caches (or per-CPU caches)"},
+    {"thread_caches", &spanalloc_stats::thread_caches, StatUnit::kCount, "live thread caches, and per-CPU caches"},
     {"os_maps", &spanalloc_stats::os_maps, StatUnit::kCount, "mmap calls"},
     {"os_releases", &spanalloc_stats::os_releases, StatUnit::kCount, "madvise releases"},
 };

@@ -132,8 +132,6 @@ ThreadCache *ThreadCache::CreateForCurrentThread() {
 }
 
 void *ThreadCache::AllocSlow(uint32_t cl) noexcept {
-  // Per-CPU caches: this thread's cache is g_empty_cache for good (cpu_cache.h).
-  if (CpuCache::On()) return CpuCache::Alloc(cl);
   void *p = AllocSlowInner(cl);
   return p != nullptr ? p : FailNoMemory();
 }
@@ -142,8 +140,8 @@ void *ThreadCache::AllocSlowInner(uint32_t cl) {
   ThreadCache *tc = tls_cache;
   if (tc == &g_empty_cache) {
     EnsureInitialized();
-    if (CpuCache::On()) return CpuCache::Alloc(cl);  // the first allocation chose cpu mode
-    if (tls_state == 2 || (tc = CreateForCurrentThread()) == nullptr) return CentralAllocOne(cl);
+    if (tls_state == 2 || (tc = CreateForCurrentThread()) == nullptr)
+      return CpuCache::On() ? CpuCache::Alloc(cl) : CentralAllocOne(cl);
   }
   if (SPANALLOC_UNLIKELY(g_sampler.on)) return tc->AllocSampling(cl);
   FreeList &l = tc->lists[cl];
@@ -170,7 +168,6 @@ void *ThreadCache::PopImplausible(void *p, FreeList *l) noexcept {
 // With sampling on, every free of a thread with a cache comes here: it goes
 // on at once, without the frame FreeSlowUnsampled needs.
 void ThreadCache::FreeSlow(void *p, uint32_t cl) noexcept {
-  if (CpuCache::On()) return CpuCache::Free(p, cl);
   ThreadCache *tc = tls_cache;
   if (SPANALLOC_UNLIKELY(g_sampler.on) && tc != &g_empty_cache) return tc->FreeSampling(p, cl);
   return FreeSlowUnsampled(tc, p, cl);
@@ -179,6 +176,7 @@ void ThreadCache::FreeSlow(void *p, uint32_t cl) noexcept {
 void ThreadCache::FreeSlowUnsampled(ThreadCache *tc, void *p, uint32_t cl) {
   if (tc == &g_empty_cache) {
     if (tls_state == 2 || (tc = CreateForCurrentThread()) == nullptr) {
+      if (CpuCache::On()) return CpuCache::Free(p, cl);
       SetLink(p, nullptr);
       g_central[cl].InsertRange(p, p, 1);
       return;
@@ -191,6 +189,19 @@ void ThreadCache::FreeSlowUnsampled(ThreadCache *tc, void *p, uint32_t cl) {
   l.head = p;
   l.room--;
   g_scavenger.StartIfRequested();  // no lock held here (scavenger.h)
+}
+
+// The byte budget of one cache: SPANALLOC_THREAD_CACHE_KB; in cpu mode the
+// live caches share that much per CPU (gperftools' way of bounding the
+// total), at least kMinCpuModeBudget each. The count is read without the
+// registry lock: a cache created meanwhile only makes the next growth
+// decision stale.
+uint64_t ThreadCache::Budget() {
+  if (!CpuCache::On()) return g_options.thread_cache_bytes;
+  uint64_t live = __atomic_load_n(&g_registry_count, __ATOMIC_RELAXED);
+  uint64_t cpus = CpuCache::NumCpus();
+  uint64_t share = live > cpus ? g_options.thread_cache_bytes * cpus / live : g_options.thread_cache_bytes;
+  return share > kMinCpuModeBudget ? share : kMinCpuModeBudget;
 }
 
 // Slow start (as TCP's): a class's max_length starts at kInitialMaxLength
@@ -207,8 +218,10 @@ void ThreadCache::GrowLimit(uint32_t cl, uint32_t &max_length) {
   const ClassShape &shape = kClassShape[cl];
   uint32_t grow = max_length < shape.batch ? std::min(max_length, shape.batch - max_length) : shape.batch;
   uint64_t bytes = uint64_t(grow) * shape.size;
-  if (max_length >= shape.batch && (max_length >= kMaxLength || max_bytes_ + bytes > g_options.thread_cache_bytes))
-    return;
+  // In cpu mode the budget binds below one batch too: refills from the
+  // CPU's cache take no lock, so short lists cost little (cpu_cache.h).
+  bool capped = max_length >= shape.batch || CpuCache::On();
+  if (capped && (max_length >= kMaxLength || max_bytes_ + bytes > Budget())) return;
   max_length += grow;
   max_bytes_ += bytes;
 }
@@ -220,11 +233,15 @@ void *ThreadCache::Refill(uint32_t cl) {
   // A whole batch may come back even when fewer are asked for (a transfer
   // slot is taken whole); the list then simply holds more.
   int want = int(std::min(l.max_length, shape.batch));
-  int got = g_central[cl].RemoveRange(&head, &tail, want);
+  // In cpu mode the CPU's list first (objects freed on this CPU: no lock).
+  int got = CpuCache::On() ? CpuCache::RemoveRange(cl, &head, &tail, uint32_t(want)) : 0;
+  bool from_cpu = got != 0;
+  if (got == 0) got = g_central[cl].RemoveRange(&head, &tail, want);
   if (got == 0) return nullptr;
   // Fewer than a batch: from the spans, in address order (a whole batch may
-  // be a transfer slot's, in any order: left as it is, O(1)).
-  if (uint32_t(got) < shape.batch && PerLine(cl) != 0) head = SpreadOverLines(head, uint32_t(got), cl, &tail);
+  // be a transfer slot's, in any order: left as it is, O(1); so is a chain
+  // from the CPU's list, objects already spread by earlier refills).
+  if (!from_cpu && uint32_t(got) < shape.batch && PerLine(cl) != 0) head = SpreadOverLines(head, uint32_t(got), cl, &tail);
   GrowMaxLength(cl);
   if (uint32_t(got) > l.max_length) {
     max_bytes_ += uint64_t(uint32_t(got) - l.max_length) * shape.size;
@@ -250,6 +267,7 @@ void ThreadCache::ReleaseToCentral(uint32_t cl, uint32_t n) {
   l.head = PlausibleLinkOf(last, cl);
   l.room += int32_t(n);
   SetLink(last, nullptr);
+  if (CpuCache::On()) return CpuCache::InsertRange(cl, head, last, n);
   g_central[cl].InsertRange(head, last, int(n));
 }
 

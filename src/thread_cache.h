@@ -9,6 +9,10 @@
 //                            length() <= max_length (room >= 0)
 // and over all classes: a list may always grow to one batch; growth past
 // that keeps sum(max_length * size) <= budget (SPANALLOC_THREAD_CACHE_KB).
+// In cpu mode (cpu_cache.h) the caches sit in front of the per-CPU caches:
+// refills and flushes go to the CPU's lists (no lock), growth keeps
+// sum(max_length * size) <= Budget() below one batch too, and Budget()
+// shares SPANALLOC_THREAD_CACHE_KB per CPU between the live caches.
 // The fast paths (allocator.h) only pop and push; everything else is here:
 // refill from and flush to the central list in batches, growing max_length
 // (slow start, like TCP: from 2, doubling to one batch, then a batch at a
@@ -80,6 +84,8 @@ class ThreadCache {
 
   static constexpr uint32_t kInitialMaxLength = 2;  // slow start (thread_cache.cc)
   static constexpr uint32_t kMaxLength = 8192;
+  // Least byte budget of one cache in cpu mode, however many threads live.
+  static constexpr uint64_t kMinCpuModeBudget = 64 * 1024;
 
   constexpr ThreadCache() {
     for (uint32_t cl = 0; cl < kNumClasses; cl++) lists[cl].magic = kListMagic[cl];
@@ -129,6 +135,7 @@ class ThreadCache {
   SPANALLOC_SAMPLE_PATH static void *AllocSlowInner(uint32_t cl);
   SPANALLOC_NOINLINE static void FreeSlowUnsampled(ThreadCache *tc, void *p, uint32_t cl);
   void GrowMaxLength(uint32_t cl);
+  static uint64_t Budget();
   void *Refill(uint32_t cl);
   void Overflow(uint32_t cl);
   void ReleaseToCentral(uint32_t cl, uint32_t n);

@@ -91,45 +91,63 @@ TEST(CpuCacheMode, FollowsTheEnvironment) {
     GTEST_SKIP() << "cpu mode fell back: " << CpuCache::FallbackReason();
   }
   EXPECT_EQ(g_options.cache_mode, CacheMode::kCpu);
-  EXPECT_EQ(tls_cache, &g_empty_cache) << "no thread cache in cpu mode";
+  EXPECT_NE(tls_cache, &g_empty_cache) << "a small thread cache stays in front";
   EXPECT_GE(CpuCache::NumCpus(), 1u);
   int cpu = CpuCache::CurrentCpu();
   EXPECT_GE(cpu, 0);
   EXPECT_LT(uint32_t(cpu), CpuCache::NumCpus());
 }
 
-TEST(CpuCache, ReusesTheLastFreedObjectOnOneCpu) {
+// A thread that exits flushes its cache into its CPU's lists; the next
+// thread on that CPU refills from them.
+TEST(CpuCache, AThreadRefillsWhatAnotherFlushedOnTheSameCpu) {
   REQUIRE_CPU_MODE();
   std::vector<int> cpus = UsableCpus();
   ASSERT_FALSE(cpus.empty());
-  RestoreAffinity restore;
-  ASSERT_TRUE(PinTo(cpus[0]));
-  void *p = spanalloc_malloc(40);
-  ASSERT_NE(p, nullptr);
-  spanalloc_free(p);
-  // Another thread on the same CPU may only push and pop in between, and
-  // none runs here: the CPU's list gives p back.
-  EXPECT_EQ(spanalloc_malloc(40), p);
-  spanalloc_free(p);
+  std::set<void *> flushed;
+  std::thread a([&] {
+    ASSERT_TRUE(PinTo(cpus[0]));
+    std::vector<void *> objs;
+    for (int i = 0; i < 64; i++) objs.push_back(spanalloc_malloc(40));
+    for (void *p : objs) spanalloc_free(p);
+    flushed.insert(objs.begin(), objs.end());
+  });
+  a.join();
+  EXPECT_GT(CpuCache::CachedBytesOn(uint32_t(cpus[0])), 0u) << "the exiting thread's objects went to its CPU";
+  int reused = 0;
+  std::thread b([&] {
+    ASSERT_TRUE(PinTo(cpus[0]));
+    std::vector<void *> objs;
+    for (int i = 0; i < 64; i++) objs.push_back(spanalloc_malloc(40));
+    for (void *p : objs) reused += flushed.count(p) != 0;
+    for (void *p : objs) spanalloc_free(p);
+  });
+  b.join();
+  EXPECT_GT(reused, 0) << "no object came back from the CPU's list";
 }
 
 TEST(CpuCache, EachCpuStaysWithinItsBudget) {
   REQUIRE_CPU_MODE();
   std::vector<int> cpus = UsableCpus();
-  RestoreAffinity restore;
-  ASSERT_TRUE(PinTo(cpus[0]));
   // Every class's share sums to at most the budget.
   uint64_t shares = 0;
   for (uint32_t cl = 1; cl < kNumClasses; cl++) shares += uint64_t(CpuCache::MaxLength(cl)) * ClassSize(cl);
   EXPECT_LE(shares, g_options.cpu_cache_bytes);
   EXPECT_GE(CpuCache::MaxLength(SizeClassOf(64)), kClassShape[SizeClassOf(64)].batch)
       << "the default budget gives small classes at least a batch";
-  std::vector<void *> objs;
-  for (size_t n = 16; n <= 32768; n += 16)
-    for (int i = 0; i < 40; i++) objs.push_back(spanalloc_malloc(n));
-  for (void *p : objs) spanalloc_free(p);
-  EXPECT_LE(CpuCache::CachedBytesOn(uint32_t(cpus[0])), g_options.cpu_cache_bytes);
-  EXPECT_GT(CpuCache::CachedBytesOn(uint32_t(cpus[0])), 0u) << "frees went to this CPU's cache";
+  // Threads on one CPU flush far more than its budget into it as they exit.
+  for (int t = 0; t < 4; t++) {
+    std::thread th([&] {
+      ASSERT_TRUE(PinTo(cpus[0]));
+      std::vector<void *> objs;
+      for (size_t n = 16; n <= 32768; n += 64)
+        for (int i = 0; i < 8; i++) objs.push_back(spanalloc_malloc(n));
+      for (void *p : objs) spanalloc_free(p);
+    });
+    th.join();
+    EXPECT_LE(CpuCache::CachedBytesOn(uint32_t(cpus[0])), g_options.cpu_cache_bytes);
+  }
+  EXPECT_GT(CpuCache::CachedBytesOn(uint32_t(cpus[0])), 0u);
 }
 
 // Objects hold their own address and a tag in every word; a block handed
@@ -179,6 +197,39 @@ void Churn(uint64_t seed, int steps, int bounce, int a, int b, std::atomic<int> 
   }
 }
 
+// Churn without any allocation but spanalloc's (a fork child's).
+void ChurnFixed(uint64_t seed, int steps, std::atomic<int> *bad) {
+  constexpr int kMax = 256;
+  void *p[kMax];
+  size_t n[kMax];
+  int live = 0;
+  uint64_t x = seed * 0x9e3779b97f4a7c15ull + 1;
+  auto next = [&] { return x = x * 6364136223846793005ull + 1442695040888963407ull, x >> 33; };
+  for (int i = 0; i < steps; i++) {
+    if (live < kMax && (live == 0 || next() % 2 == 0)) {
+      n[live] = 16 + next() % 2048;
+      p[live] = spanalloc_malloc(n[live]);
+      if (p[live] == nullptr) {
+        bad->fetch_add(1);
+        continue;
+      }
+      Fill(p[live], n[live], seed);
+      live++;
+    } else {
+      int k = int(next() % uint64_t(live));
+      if (!Intact(p[k], n[k], seed)) bad->fetch_add(1);
+      spanalloc_free(p[k]);
+      live--;
+      p[k] = p[live];
+      n[k] = n[live];
+    }
+  }
+  for (int k = 0; k < live; k++) {
+    if (!Intact(p[k], n[k], seed)) bad->fetch_add(1);
+    spanalloc_free(p[k]);
+  }
+}
+
 TEST(CpuCache, ThreadsMovedBetweenCpusWhileAllocating) {
   REQUIRE_CPU_MODE();
   std::vector<int> cpus = UsableCpus();
@@ -198,30 +249,55 @@ TEST(CpuCache, ThreadsMovedBetweenCpusWhileAllocating) {
 
 TEST(CpuCache, ManyMoreThreadsThanCpus) {
   REQUIRE_CPU_MODE();
-  std::atomic<int> bad{0};
+  constexpr int kThreads = 24;
+  std::atomic<int> bad{0}, done{0};
+  std::atomic<bool> release{false};
+  spanalloc_stats during{};
   std::vector<std::thread> ts;
-  for (int t = 0; t < 24; t++) ts.emplace_back([&, t] { Churn(2000 + t, 20000, 0, 0, 0, &bad); });
+  for (int t = 0; t < kThreads; t++)
+    ts.emplace_back([&, t] {
+      Churn(2000 + t, 20000, 0, 0, 0, &bad);
+      // Hold a cache's worth of free objects until every thread is here.
+      std::vector<void *> objs;
+      for (int i = 0; i < 2000; i++) objs.push_back(spanalloc_malloc(16 + (i % 64) * 16));
+      for (void *p : objs) spanalloc_free(p);
+      done.fetch_add(1);
+      while (!release.load()) std::this_thread::yield();
+    });
+  while (done.load() < kThreads) std::this_thread::yield();
+  spanalloc_get_stats(&during);
+  release.store(true);
   for (auto &t : ts) t.join();
   EXPECT_EQ(bad.load(), 0);
-  EXPECT_EQ(tls_cache, &g_empty_cache);
-  spanalloc_stats s;
-  spanalloc_get_stats(&s);
-  EXPECT_EQ(s.thread_caches, CpuCache::NumCpus()) << "24 threads, one cache per CPU and none per thread";
-  EXPECT_LE(CpuCache::CachedBytes(), uint64_t(CpuCache::NumCpus()) * g_options.cpu_cache_bytes);
+  // 24 thread caches share SPANALLOC_THREAD_CACHE_KB per CPU (at least
+  // kMinCpuModeBudget each, plus the first objects of every class they
+  // touched); thread caches alone could hold 2,000 objects each here.
+  uint64_t ncpu = CpuCache::NumCpus();
+  uint64_t bound = ncpu * (g_options.cpu_cache_bytes + g_options.thread_cache_bytes) +
+                   kThreads * (ThreadCache::kMinCpuModeBudget + 128 * 1024);
+  EXPECT_LE(during.thread_cache_free, bound);
+  EXPECT_GE(during.thread_caches, uint64_t(kThreads) + ncpu);
+  EXPECT_LE(CpuCache::CachedBytes(), ncpu * g_options.cpu_cache_bytes);
+}
+
+// A thread on cpu allocates and frees n objects of `size` and exits: its
+// cache goes to the CPU's lists.
+void FillCpu(int cpu, size_t size, int n) {
+  std::thread t([&] {
+    PinTo(cpu);
+    std::vector<void *> objs;
+    for (int i = 0; i < n; i++) objs.push_back(spanalloc_malloc(size));
+    for (void *p : objs) spanalloc_free(p);
+  });
+  t.join();
 }
 
 TEST(CpuCache, DrainEmptiesEveryCpu) {
   REQUIRE_CPU_MODE();
   std::vector<int> cpus = UsableCpus();
-  {
-    RestoreAffinity restore;
-    for (int c : cpus) {
-      ASSERT_TRUE(PinTo(c));
-      std::vector<void *> objs;
-      for (int i = 0; i < 300; i++) objs.push_back(spanalloc_malloc(100));
-      for (void *p : objs) spanalloc_free(p);
-      EXPECT_GT(CpuCache::CachedBytesOn(uint32_t(c)), 0u);
-    }
+  for (int c : cpus) {
+    FillCpu(c, 100, 300);
+    EXPECT_GT(CpuCache::CachedBytesOn(uint32_t(c)), 0u);
   }
   cpu_set_t before, after;
   sched_getaffinity(0, sizeof before, &before);
@@ -230,20 +306,26 @@ TEST(CpuCache, DrainEmptiesEveryCpu) {
   sched_getaffinity(0, sizeof after, &after);
   EXPECT_TRUE(CPU_EQUAL(&before, &after)) << "Drain gives the thread its CPUs back";
   // release_free_memory (malloc_trim) drains too.
-  spanalloc_free(spanalloc_malloc(100));
+  FillCpu(cpus[0], 100, 300);
+  EXPECT_GT(CpuCache::CachedBytes(), 0u);
   spanalloc_release_free_memory();
   EXPECT_EQ(CpuCache::CachedBytes(), 0u);
 }
 
 TEST(CpuCache, IdleDrainLeavesBusyCpus) {
   REQUIRE_CPU_MODE();
-  spanalloc_free(spanalloc_malloc(100));  // this CPU just had... maybe a hit only
-  std::vector<void *> objs;
-  for (int i = 0; i < 300; i++) objs.push_back(spanalloc_malloc(200));
-  for (void *p : objs) spanalloc_free(p);  // slow paths: every CPU we ran on is busy
-  uint64_t cached = CpuCache::CachedBytes();
-  EXPECT_GT(cached, 0u);
+  FillCpu(UsableCpus()[0], 200, 300);  // slow paths there: the CPU is busy
+  EXPECT_GT(CpuCache::CachedBytes(), 0u);
   EXPECT_EQ(CpuCache::Drain(3600 * 1000), 0u) << "no CPU has been idle for an hour";
+  EXPECT_GT(CpuCache::CachedBytes(), 0u);
+  // Idle for 1 ms between two looks (nothing else allocates much here; a
+  // stray slow path only makes it wait for the next look).
+  uint64_t drained = 0;
+  for (int i = 0; i < 50 && drained == 0; i++) {
+    usleep(5000);
+    drained = CpuCache::Drain(1);
+  }
+  EXPECT_GT(drained, 0u) << "an idle CPU was drained";
 }
 
 TEST(CpuCacheDeath, DoubleFreeIsFound) {
@@ -253,13 +335,12 @@ TEST(CpuCacheDeath, DoubleFreeIsFound) {
     spanalloc_free(p);
     spanalloc_free(p);
   };
-  EXPECT_DEATH(twice(), "spanalloc: double free of 0x[0-9a-f]+ \\(spanalloc_free: 48-byte block, already on this CPU.s free list");
+  EXPECT_DEATH(twice(), "spanalloc: double free of 0x[0-9a-f]+ \\(spanalloc_free: 48-byte block, already on this thread.s free list");
 }
 
 TEST(CpuCacheDeath, OverwrittenLinkIsFoundByMalloc) {
   REQUIRE_CPU_MODE();
   auto corrupt = [] {
-    PinTo(UsableCpus()[0]);
     void *p = spanalloc_malloc(48);
     spanalloc_free(p);
     memset(p, 0x41, 8);  // a write after free over the link
@@ -268,6 +349,33 @@ TEST(CpuCacheDeath, OverwrittenLinkIsFoundByMalloc) {
     fprintf(stderr, "not reached: %p %p\n", again, next);
   };
   EXPECT_DEATH(corrupt(), "spanalloc: free-list corruption of 0x[0-9a-f]+ \\(malloc: 48-byte block");
+}
+
+// The same in a CPU's list: a thread exits (its objects go to the CPU), the
+// program writes over one of them, the next thread's refill walks it.
+TEST(CpuCacheDeath, OverwrittenLinkInACpuListIsFound) {
+  REQUIRE_CPU_MODE();
+  auto corrupt = [] {
+    int cpu = UsableCpus()[0];
+    void *victim = nullptr;
+    std::thread a([&] {
+      PinTo(cpu);
+      std::vector<void *> objs;
+      for (int i = 0; i < 8; i++) objs.push_back(spanalloc_malloc(48));
+      for (void *p : objs) spanalloc_free(p);
+      victim = objs[3];
+    });
+    a.join();
+    memset(victim, 0x41, 8);
+    std::thread b([&] {
+      PinTo(cpu);
+      for (int i = 0; i < 64; i++) spanalloc_free(spanalloc_malloc(48));
+    });
+    b.join();
+    PinTo(cpu);
+    CpuCache::Drain(0);
+  };
+  EXPECT_DEATH(corrupt(), "spanalloc: free-list corruption of 0x[0-9a-f]+ \\((malloc|free): 48-byte block");
 }
 
 TEST(CpuCache, ForkChildKeepsWorkingWhileParentThreadsChurn) {
@@ -283,10 +391,15 @@ TEST(CpuCache, ForkChildKeepsWorkingWhileParentThreadsChurn) {
     pid_t pid = fork();
     ASSERT_GE(pid, 0);
     if (pid == 0) {
+      // Only spanalloc's own allocations here: the sanitizers' allocators
+      // (which std::vector and std::thread use in those builds) may have
+      // been locked by a parent thread at the fork.
       std::atomic<int> child_bad{0};
-      Churn(4000 + i, 20000, 0, 0, 0, &child_bad);
-      std::thread t([&] { Churn(5000 + i, 5000, 0, 0, 0, &child_bad); });
+      ChurnFixed(4000 + i, 20000, &child_bad);
+#if !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
+      std::thread t([&] { ChurnFixed(5000 + i, 5000, &child_bad); });
       t.join();
+#endif
       _exit(child_bad.load() == 0 && CpuCache::On() ? 0 : 1);
     }
     int status = 0;
