@@ -28,7 +28,7 @@ constinit Options g_options = {
     /*profile_rate_bytes=*/uint64_t{512} << 10,
     /*guard_sample=*/0,
     /*cgroup_limit_bytes=*/0,
-    /*cache_mode=*/CacheMode::kThread,
+    /*cache_mode=*/CacheMode::kCpu,
     /*cpu_cache_bytes=*/uint64_t{3} << 20,
 };
 
@@ -73,7 +73,7 @@ const OptionSpec kOptions[] = {
     {"SPANALLOC_MEMORY_LIMIT", Kind::kBytes, 1, 0, ~uint64_t{0}, &g_options.memory_limit_bytes,
      "soft memory limit (bytes, K/M/G; 0: none); near it all free memory goes back before the heap grows; unset: cgroup"},
     {"SPANALLOC_THREAD_CACHE_KB", Kind::kUnsigned, 1024, 64, uint64_t{1} << 20, &g_options.thread_cache_bytes,
-     "most bytes of free objects one thread's cache may hold (KiB)"},
+     "most bytes of free objects one thread's cache may hold (KiB; cpu mode: per CPU, shared by the threads)"},
     {"SPANALLOC_CACHE", Kind::kChoice, 1, 0, 1, &g_options.cache_mode,
      "cpu: per-CPU caches on rseq behind small thread caches (thread where glibc registers no rseq area); thread: thread caches only",
      kCacheChoices},
