@@ -492,7 +492,7 @@ void CpuCache::Init() noexcept {
 }
 
 const char *CpuCache::Start() noexcept {
-  if (!SPANALLOC_HAVE_RSEQ) return "restartable sequences are not built in here (x86-64 only, not under TSan)";
+  if (!SPANALLOC_HAVE_RSEQ) return "no rseq sequences in this build (x86-64 only, not under TSan)";
   if (&__rseq_size == nullptr || &__rseq_offset == nullptr) return "glibc older than 2.35 (no __rseq_offset)";
   if (__rseq_size == 0) return "glibc registered no rseq area (glibc.pthread.rseq=0, or no kernel support)";
   if (g_sampler.on) return "sampling is on (its countdowns live in the thread caches)";
