@@ -129,6 +129,11 @@ class PageHeapT {
   // Resizes s to n pages where it stands: shrinking frees the tail; growing
   // takes the start of a free right neighbour. false if that is not free.
   bool ResizeInPlace(Span *s, Length n);
+  // A span of n pages carved from a committed free span (state kLarge), so
+  // that writing it faults nothing in; nullptr when no committed free span
+  // fits (nothing is grown or released then). realloc copies a growing
+  // block here before it considers mremap, whose new pages all fault.
+  Span *AllocLargeCommitted(Length n);
   // Grows s to n pages by moving its pages (mremap), never copying them.
   // Returns the span now holding the data (s itself if it grew in place),
   // or nullptr if the kernel refused or n <= s->npages (s is then untouched;
@@ -146,6 +151,10 @@ class PageHeapT {
   uint64_t ReleaseDue(size_t *released);
   // Free committed bytes (an unlocked peek).
   uint64_t FreeCommittedBytes() const { return free_bytes_.load(std::memory_order_relaxed); }
+  // Free committed bytes kept before the release delay: above this, the
+  // excess goes back at once (the larger of SPANALLOC_FREE_CAP_MB and the
+  // peak of the memory in use).
+  uint64_t FreeCap() const;
   // Free committed bytes the parked queue may hold beyond the retained bytes
   // before its spans go back too (huge-page mode).
   static constexpr uint64_t kParkedSlack = uint64_t{16} << 20;
@@ -176,11 +185,12 @@ class PageHeapT {
   size_t ReleaseLocked(ReleaseMode mode, uint64_t now);
   Span *TakeDueLocked(ReleaseMode mode, uint64_t now);
   Span *TrimToHugePagesLocked(Span *s);
+  Span *TrimToExcessLocked(Span *s, uint64_t excess);
+  void MakeLargeLocked(Span *s);
   bool NearLimit(uint64_t extra = 0) const;
   bool NeedRoomLocked(Length n);
   void NotifyScavenger();
   void QueueAppendLocked(Span *s, bool parked);
-  uint64_t FreeCap() const;
   void NoteInUseLocked();
   void SetSpanPagesLocked(Span *s);
 

@@ -4,6 +4,7 @@
 #include "allocator.h"
 
 #include <gtest/gtest.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -74,6 +75,41 @@ TEST(Realloc, LargeGrowthTakesTheFreeNeighbour) {
   EXPECT_TRUE(CheckBytes(q, 64 << 10, 9));
   EXPECT_GE(spanalloc_usable_size(q), size_t(300) << 10);
   spanalloc_free(q);
+  EXPECT_EQ(g_page_heap.Validate(), nullptr);
+}
+
+uint64_t MinorFaults() {
+  struct rusage ru;
+  getrusage(RUSAGE_SELF, &ru);
+  return uint64_t(ru.ru_minflt);
+}
+
+// A large block that cannot grow in place is copied into a committed free
+// span when one fits, even from kRemapBytes up: the new block's pages are
+// resident already (mremap would have faulted in the new part).
+TEST(Realloc, LargeGrowthCopiesIntoACommittedFreeSpan) {
+  const size_t room_bytes = 4 << 20, from = kRemapBytes, to = 2 * kRemapBytes;
+  auto *room = static_cast<unsigned char *>(spanalloc_malloc(room_bytes));
+  void *fence1 = spanalloc_malloc(64 << 10);  // room stays a span of its own
+  auto *a = static_cast<unsigned char *>(spanalloc_malloc(from));
+  void *fence2 = spanalloc_malloc(64 << 10);  // a cannot grow in place
+  memset(room, 7, room_bytes);
+  FillBytes(a, from, 5);
+  spanalloc_free(room);
+  uint64_t faults = MinorFaults();
+  auto *q = static_cast<unsigned char *>(spanalloc_realloc(a, to));
+  ASSERT_NE(q, nullptr);
+  memset(q + from, 9, to - from);
+  faults = MinorFaults() - faults;
+  EXPECT_TRUE(q >= room && q + to <= room + room_bytes) << "not in the committed free span";
+  EXPECT_TRUE(CheckBytes(q, from, 5)) << "contents lost";
+  EXPECT_LT(faults, 64u) << "the new block's pages were faulted in";
+  EXPECT_GE(spanalloc_usable_size(q), to);
+  EXPECT_EQ(SpanOf(a)->state, SpanState::kFree) << "the old block goes back";
+  EXPECT_EQ(g_page_heap.Validate(), nullptr);
+  spanalloc_free(q);
+  spanalloc_free(fence1);
+  spanalloc_free(fence2);
   EXPECT_EQ(g_page_heap.Validate(), nullptr);
 }
 

@@ -182,6 +182,47 @@ TEST(PageHeap, HugePageModeReleasesWholeHugePagesOnly) {
   g_options = saved;
 }
 
+// Over the cap (and before the delay), exactly the excess goes back, from
+// the oldest free spans: a span larger than the excess keeps the rest
+// committed, so a block freed a moment ago is reused without faulting.
+TEST(PageHeap, OverTheCapOnlyTheExcessIsReleased) {
+  PageHeap &heap = g_test_heap;
+  Options saved = g_options;
+  g_options.free_cap_bytes = 0;          // the cap is the peak in use
+  g_options.release_delay_ms = 1000000;  // nothing falls due meanwhile
+  // This test's peak in use (y + x + 2 pages) is the heap's.
+  const Length y = std::max<Length>(300, (heap.FreeCap() >> kPageShift) + 1), x = 100, z = y + 50;
+  Span *ys = Large(heap, y);
+  Span *fence1 = Large(heap, 1);
+  Span *xs = Large(heap, x);
+  Span *fence2 = Large(heap, 1);
+  memset(PageAddr(ys->start), 1, ys->bytes());
+  memset(PageAddr(xs->start), 2, xs->bytes());
+  PageId x_start = xs->start;
+  heap.Free(ys);  // oldest
+  heap.Free(xs);
+  EXPECT_EQ(heap.FreeCap(), (y + x + 2) << kPageShift);
+  Span *zs = Large(heap, z);  // fits neither: fresh pages
+  memset(PageAddr(zs->start), 3, zs->bytes());
+  uint64_t released_before = heap.Stats().released_bytes;
+  heap.Free(zs);  // y + x + z free, cap y + x + 2: z - 2 pages of excess
+  EXPECT_VALID(heap);
+  PageHeapStats st = heap.Stats();
+  EXPECT_EQ(st.free_bytes, heap.FreeCap()) << "released more than the excess";
+  EXPECT_EQ(st.released_bytes - released_before, (z - 2) << kPageShift);
+  // y went whole, then the last 48 pages of x; its first 52 stay committed.
+  unsigned char vec[kPageSize / 4096];  // one byte per OS page
+  ASSERT_EQ(mincore(PageAddr(x_start), kPageSize, vec), 0);
+  EXPECT_EQ(vec[0] & 1, 1) << "the start of x was released";
+  ASSERT_EQ(mincore(PageAddr(x_start + x - 1), kPageSize, vec), 0);
+  EXPECT_EQ(vec[0] & 1, 0) << "the end of x was kept";
+  heap.Free(fence1);
+  heap.Free(fence2);
+  heap.ReleaseAll();
+  EXPECT_VALID(heap);
+  g_options = saved;
+}
+
 TEST(PageHeap, SmallSpansCarryTheirClassInThePageMap) {
   PageHeap &heap = g_test_heap;
   Span *s = heap.AllocSmall(3, 42);

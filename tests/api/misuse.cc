@@ -403,6 +403,29 @@ TEST_F(Misuse, UsableSizeOfFreedBlock) {
   free(big);
 }
 
+// realloc may copy a growing large block into a committed free span: a
+// freed large block is still reported, whatever its new size, with such
+// spans about.
+TEST_F(Misuse, ReallocOfFreedLargeBlock) {
+  size_t room_bytes = opaque_size(8 << 20);
+  void *room = malloc(room_bytes);
+  ASSERT_NE(room, nullptr);
+  memset(room, 1, room_bytes);
+  void *p = malloc(opaque_size(256 << 10));
+  ASSERT_NE(p, nullptr);
+  free(room);
+  for (size_t n : {200ul << 10, 256ul << 10, 2ul << 20}) {  // shrinks, fits, grows
+    EXPECT_EXIT(
+        {
+          free(opaque(p));
+          escape(realloc(opaque(p), opaque_size(n)));
+        },
+        kAbort, message_for(p, kAnyInvalid))
+        << "new size " << n;
+  }
+  free(p);
+}
+
 TEST_F(Misuse, ReallocOfFreedBlock) {
   void *p = malloc(opaque_size(48));
   ASSERT_NE(p, nullptr);
