@@ -212,8 +212,10 @@ void *ReallocLarge(void *p, size_t n) noexcept {
     if (Span *t = g_page_heap.AllocLargeCommitted(pages)) {
       void *q = PageAddr(t->start);
       memcpy(q, p, s->bytes());
+      int saved = errno;  // a release on the way may set it (as in FreeNotSmall)
       g_page_heap.Free(s);
       g_scavenger.StartIfRequested();  // no lock held here
+      errno = saved;
       return q;
     }
   }
