@@ -103,7 +103,12 @@ TEST(Realloc, LargeGrowthCopiesIntoACommittedFreeSpan) {
   faults = MinorFaults() - faults;
   EXPECT_TRUE(q >= room && q + to <= room + room_bytes) << "not in the committed free span";
   EXPECT_TRUE(CheckBytes(q, from, 5)) << "contents lost";
+#if !defined(__SANITIZE_THREAD__) && !defined(__SANITIZE_ADDRESS__)
+  // (Under a sanitizer, the copy also faults in the shadow of both blocks.)
   EXPECT_LT(faults, 64u) << "the new block's pages were faulted in";
+#else
+  (void)faults;
+#endif
   EXPECT_GE(spanalloc_usable_size(q), to);
   EXPECT_EQ(SpanOf(a)->state, SpanState::kFree) << "the old block goes back";
   EXPECT_EQ(g_page_heap.Validate(), nullptr);
