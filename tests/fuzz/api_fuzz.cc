@@ -30,6 +30,7 @@
 
 #include "central_list.h"
 #include "common.h"
+#include "fuzz_input.h"
 #include "page_heap.h"
 #include "page_map.h"
 #include "spanalloc.h"
@@ -48,14 +49,9 @@ using spanalloc::kPageSize;
     if (!(cond)) Fail(#cond, p, size_t(a), size_t(b)); \
   } while (0)
 
-// Reads the program; past its end every read gives 0.
-class Input {
+class Input : public fuzz::ByteReader {
  public:
-  Input(const uint8_t *d, size_t n) : d_(d), n_(n) {}
-  bool done() const { return i_ >= n_; }
-  uint8_t u8() { return i_ < n_ ? d_[i_++] : 0; }
-  uint16_t u16() { return uint16_t(u8() | u8() << 8); }
-  uint32_t u32() { return uint32_t(u16()) | uint32_t(u16()) << 16; }
+  using ByteReader::ByteReader;
   // Sizes of every range: tiny, small, medium and large.
   size_t size() {
     uint8_t kind = u8();
@@ -67,10 +63,6 @@ class Input {
     }
   }
   size_t align() { return size_t{1} << (u8() % 21); }  // 1 B .. 1 MiB
-
- private:
-  const uint8_t *d_;
-  size_t n_, i_ = 0;
 };
 
 struct Block {

@@ -37,6 +37,7 @@
 
 #include "../fakes/fake_central_env.h"
 #include "central_list_impl.h"
+#include "fuzz_input.h"
 
 namespace {
 
@@ -56,16 +57,7 @@ bool g_trace = getenv("CENTRAL_LIST_FUZZ_TRACE") != nullptr;
     if (!(cond)) Fail(#cond, uint64_t(a), uint64_t(b)); \
   } while (0)
 
-class Input {
- public:
-  Input(const uint8_t *d, size_t n) : d_(d), n_(n) {}
-  bool done() const { return i_ >= n_; }
-  uint8_t u8() { return i_ < n_ ? d_[i_++] : 0; }
-
- private:
-  const uint8_t *d_;
-  size_t n_, i_ = 0;
-};
+using Input = fuzz::ByteReader;
 
 uint32_t PopCount(uint64_t w) { return uint32_t(__builtin_popcountll(w)); }
 

@@ -36,6 +36,7 @@
 
 #include "../fakes/fake_page_heap_env.h"
 #include "allocator.h"
+#include "fuzz_input.h"
 #include "page_heap_impl.h"
 
 namespace {
@@ -56,12 +57,9 @@ bool g_trace = getenv("PAGE_HEAP_FUZZ_TRACE") != nullptr;
     if (!(cond)) Fail(#cond, uint64_t(a), uint64_t(b)); \
   } while (0)
 
-class Input {
+class Input : public fuzz::ByteReader {
  public:
-  Input(const uint8_t *d, size_t n) : d_(d), n_(n) {}
-  bool done() const { return i_ >= n_; }
-  uint8_t u8() { return i_ < n_ ? d_[i_++] : 0; }
-  uint16_t u16() { return uint16_t(u8() | u8() << 8); }
+  using ByteReader::ByteReader;
   // Span lengths: mostly short (length lists), some long (treap), a few huge.
   Length pages() {
     uint8_t k = u8();
@@ -74,10 +72,6 @@ class Input {
     uint8_t b = u8();
     return b < 192 ? 1 : Length{1} << (b % 10);
   }
-
- private:
-  const uint8_t *d_;
-  size_t n_, i_ = 0;
 };
 
 struct Live {
