@@ -48,14 +48,8 @@ using fake::FakePages;
 
 bool g_trace = getenv("CENTRAL_LIST_FUZZ_TRACE") != nullptr;
 
-[[noreturn]] void Fail(const char *what, uint64_t a = 0, uint64_t b = 0) {
-  fprintf(stderr, "central_list_fuzz: %s (%#llx, %#llx)\n", what, (unsigned long long)a, (unsigned long long)b);
-  abort();
-}
-#define CHECK(cond, a, b)                               \
-  do {                                                  \
-    if (!(cond)) Fail(#cond, uint64_t(a), uint64_t(b)); \
-  } while (0)
+using fuzz::Fail;
+#define CHECK FUZZ_CHECK
 
 using Input = fuzz::ByteReader;
 

@@ -4,8 +4,15 @@
 // draws of its domain (sizes, alignments, span lengths).
 #pragma once
 
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE  // program_invocation_short_name
+#endif
+#include <errno.h>
+
 #include <cstddef>
 #include <cstdint>
+#include <cstdio>
+#include <cstdlib>
 
 namespace fuzz {
 
@@ -22,4 +29,17 @@ class ByteReader {
   size_t n_, i_ = 0;
 };
 
+// A broken invariant: one line naming the fuzzer (its program name), what
+// failed and two figures, then abort() so libFuzzer keeps the input.
+[[noreturn]] inline void Fail(const char *what, uint64_t a = 0, uint64_t b = 0) {
+  fprintf(stderr, "%s: %s (%#llx, %#llx)\n", program_invocation_short_name, what, (unsigned long long)a,
+          (unsigned long long)b);
+  abort();
+}
+
 }  // namespace fuzz
+
+#define FUZZ_CHECK(cond, a, b)                                \
+  do {                                                        \
+    if (!(cond)) fuzz::Fail(#cond, uint64_t(a), uint64_t(b)); \
+  } while (0)

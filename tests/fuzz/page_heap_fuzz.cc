@@ -48,14 +48,8 @@ using fake::FakeWorld;
 
 bool g_trace = getenv("PAGE_HEAP_FUZZ_TRACE") != nullptr;
 
-[[noreturn]] void Fail(const char *what, uint64_t a = 0, uint64_t b = 0) {
-  fprintf(stderr, "page_heap_fuzz: %s (%#llx, %#llx)\n", what, (unsigned long long)a, (unsigned long long)b);
-  abort();
-}
-#define CHECK(cond, a, b)                               \
-  do {                                                  \
-    if (!(cond)) Fail(#cond, uint64_t(a), uint64_t(b)); \
-  } while (0)
+using fuzz::Fail;
+#define CHECK FUZZ_CHECK
 
 class Input : public fuzz::ByteReader {
  public:
