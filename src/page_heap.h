@@ -3,9 +3,9 @@
 // Free spans of up to kMaxListPages pages sit in one doubly linked list per
 // length (a bitmap says which lists are non-empty); longer ones sit in a treap
 // ordered by (length, start address), so a best fit is O(log n). Committed
-// and released free spans are kept apart: a request takes the best fit of
-// the two sets, the committed one on a tie, so reuse faults no pages in when
-// it need not. Allocation
+// and released free spans are kept apart: a request takes the best fit among
+// the committed ones, and a released span only when none of them fits, so
+// reuse faults no pages in when it need not. Allocation
 // takes the smallest fitting run and splits off the rest; freeing coalesces
 // with free neighbours found through the page map (a span made of committed
 // and released parts counts as committed). Growth maps at least kGrowBytes
@@ -16,7 +16,8 @@
 // with madvise(MADV_DONTNEED) while the heap holds more than the retained
 // bytes (SPANALLOC_RETAIN, or mallopt's M_TRIM_THRESHOLD + M_TOP_PAD); the
 // oldest go back at once whenever free committed bytes exceed the cap (the
-// larger of SPANALLOC_FREE_CAP_MB and the peak of the memory in use), and
+// larger of SPANALLOC_FREE_CAP_MB and what lets in-use plus free committed
+// bytes reach twice the peak of the memory in use), and
 // everything goes back near the memory limit (SPANALLOC_MEMORY_LIMIT or the
 // cgroup's) and before the heap grows there. The policy runs on heap
 // operations (MaybeRelease) and, for an idle program, on the background
@@ -152,8 +153,8 @@ class PageHeapT {
   // Free committed bytes (an unlocked peek).
   uint64_t FreeCommittedBytes() const { return free_bytes_.load(std::memory_order_relaxed); }
   // Free committed bytes kept before the release delay: above this, the
-  // excess goes back at once (the larger of SPANALLOC_FREE_CAP_MB and the
-  // peak of the memory in use).
+  // excess goes back at once (the larger of SPANALLOC_FREE_CAP_MB and
+  // twice the peak of the memory in use less what is in use now).
   uint64_t FreeCap() const;
   // Free committed bytes the parked queue may hold beyond the retained bytes
   // before its spans go back too (huge-page mode).

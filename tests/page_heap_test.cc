@@ -8,6 +8,7 @@
 #include <sys/mman.h>
 
 #include <algorithm>
+#include <bit>
 #include <cstring>
 #include <memory>
 #include <random>
@@ -184,43 +185,116 @@ TEST(PageHeap, HugePageModeReleasesWholeHugePagesOnly) {
 
 // Over the cap (and before the delay), exactly the excess goes back, from
 // the oldest free spans: a span larger than the excess keeps the rest
-// committed, so a block freed a moment ago is reused without faulting.
+// committed, so a block freed a moment ago is reused without faulting. The
+// cap lets committed bytes (in use plus free) reach twice the peak in use:
+// blocks of growing sizes a < b < c, each live alone (so the peak is c) and
+// each too long for the free spans before it (so each takes fresh pages),
+// leave a + b + c free, over 2 c when a + b > c.
 TEST(PageHeap, OverTheCapOnlyTheExcessIsReleased) {
   PageHeap &heap = g_test_heap;
   Options saved = g_options;
-  g_options.free_cap_bytes = 0;          // the cap is the peak in use
+  g_options.free_cap_bytes = 0;          // the cap is twice the peak in use, less the use
   g_options.release_delay_ms = 1000000;  // nothing falls due meanwhile
-  // This test's peak in use (y + x + 2 pages) is the heap's.
-  const Length y = std::max<Length>(300, (heap.FreeCap() >> kPageShift) + 1), x = 100, z = y + 50;
-  Span *ys = Large(heap, y);
-  Span *fence1 = Large(heap, 1);
-  Span *xs = Large(heap, x);
-  Span *fence2 = Large(heap, 1);
-  memset(PageAddr(ys->start), 1, ys->bytes());
-  memset(PageAddr(xs->start), 2, xs->bytes());
-  PageId x_start = xs->start;
-  heap.Free(ys);  // oldest
-  heap.Free(xs);
-  EXPECT_EQ(heap.FreeCap(), (y + x + 2) << kPageShift);
-  Span *zs = Large(heap, z);  // fits neither: fresh pages
-  memset(PageAddr(zs->start), 3, zs->bytes());
-  uint64_t released_before = heap.Stats().released_bytes;
-  heap.Free(zs);  // y + x + z free, cap y + x + 2: z - 2 pages of excess
-  EXPECT_VALID(heap);
+  heap.ReleaseAll();                     // no committed free span from before
   PageHeapStats st = heap.Stats();
-  EXPECT_EQ(st.free_bytes, heap.FreeCap()) << "released more than the excess";
-  EXPECT_EQ(st.released_bytes - released_before, (z - 2) << kPageShift);
-  // y went whole, then the last 48 pages of x; its first 52 stay committed.
+  ASSERT_EQ(st.large_bytes + st.small_span_bytes, 0u) << "a test before this one left a span in use";
+  // Longer than the peak so far: this test's peak is the heap's.
+  const Length peak_before = (heap.FreeCap() / 2) >> kPageShift;
+  const Length a = std::max<Length>(300, peak_before + 1), b = a + 100, c = a + 200;
+  // b and c aligned far apart: released gaps (which do not coalesce with
+  // committed spans) keep the three free spans apart.
+  const Length align = std::bit_ceil(4 * c);
+  Span *as = Large(heap, a);
+  memset(PageAddr(as->start), 1, as->bytes());
+  PageId a_start = as->start;
+  heap.Free(as);  // oldest
+  Span *bs = Large(heap, b, align);
+  memset(PageAddr(bs->start), 2, bs->bytes());
+  PageId b_start = bs->start;
+  heap.Free(bs);
+  Span *cs = Large(heap, c, align);
+  memset(PageAddr(cs->start), 3, cs->bytes());
+  PageId c_start = cs->start;
+  ASSERT_TRUE(b_start > a_start + a && c_start > b_start + b) << "not apart: " << a_start << " " << b_start << " "
+                                                               << c_start;
+  EXPECT_EQ(heap.FreeCap(), c << kPageShift) << "the peak is c, and c is in use";
+  uint64_t released_before = heap.Stats().released_bytes;
+  heap.Free(cs);  // a + b + c free; cap 2 c: a + b - c pages of excess
+  EXPECT_VALID(heap);
+  st = heap.Stats();
+  EXPECT_EQ(heap.FreeCap(), (2 * c) << kPageShift);
+  EXPECT_EQ(st.free_bytes, heap.FreeCap()) << "released more or less than the excess";
+  EXPECT_EQ(st.released_bytes - released_before, (a + b - c) << kPageShift);
+  // The excess came from the end of a; its first pages stay committed.
   unsigned char vec[kPageSize / 4096];  // one byte per OS page
-  ASSERT_EQ(mincore(PageAddr(x_start), kPageSize, vec), 0);
-  EXPECT_EQ(vec[0] & 1, 1) << "the start of x was released";
-  ASSERT_EQ(mincore(PageAddr(x_start + x - 1), kPageSize, vec), 0);
-  EXPECT_EQ(vec[0] & 1, 0) << "the end of x was kept";
-  heap.Free(fence1);
-  heap.Free(fence2);
+  ASSERT_EQ(mincore(PageAddr(a_start), kPageSize, vec), 0);
+  EXPECT_EQ(vec[0] & 1, 1) << "the start of a was released";
+  ASSERT_EQ(mincore(PageAddr(a_start + a - 1), kPageSize, vec), 0);
+  EXPECT_EQ(vec[0] & 1, 0) << "the end of a was kept";
   heap.ReleaseAll();
   EXPECT_VALID(heap);
   g_options = saved;
+}
+
+// A use that dips and climbs again within the delay reuses the pages it
+// freed: with the heap's committed bytes within twice its peak, nothing is
+// released (a cap of the peak alone released n pages: 3 n + 1 free passed
+// the peak, 2 n + 1).
+TEST(PageHeap, ADipInUseReleasesNothingWithinTheDelay) {
+  PageHeap &heap = g_test_heap;
+  Options saved = g_options;
+  g_options.free_cap_bytes = 0;
+  g_options.release_delay_ms = 1000000;
+  heap.ReleaseAll();
+  PageHeapStats st = heap.Stats();
+  uint64_t in_use = st.large_bytes + st.small_span_bytes;
+  const Length peak_before = ((heap.FreeCap() + in_use) / 2) >> kPageShift;
+  const Length n = std::max<Length>(200, peak_before + 1);
+  Span *x = Large(heap, n), *y = Large(heap, n);
+  PageId x_start = x->start;
+  memset(PageAddr(x->start), 1, x->bytes());
+  memset(PageAddr(y->start), 2, y->bytes());
+  heap.Free(x);
+  Span *z = Large(heap, n + 1);  // fits no free span: fresh pages; the peak is now 2n + 1
+  memset(PageAddr(z->start), 3, z->bytes());
+  uint64_t released_before = heap.Stats().released_bytes;
+  heap.Free(y);
+  heap.Free(z);
+  EXPECT_VALID(heap);
+  EXPECT_EQ(heap.Stats().released_bytes, released_before) << "released within the delay";
+  EXPECT_EQ(heap.Stats().free_bytes, (3 * n + 1) << kPageShift);
+  Span *again = Large(heap, 2 * n);  // x and y, coalesced: no page faults in
+  EXPECT_EQ(again->start, x_start);
+  heap.Free(again);
+  heap.ReleaseAll();
+  EXPECT_VALID(heap);
+  g_options = saved;
+}
+
+// A committed free span is taken before a released one, even when the
+// released one fits more tightly: its pages need not fault in again.
+TEST(PageHeap, CommittedSpansAreTakenFirst) {
+  PageHeap &heap = g_test_heap;
+  Span *r = Large(heap, 50), *sep1 = Large(heap, 1), *c = Large(heap, 200), *sep2 = Large(heap, 1);
+  PageId r_start = r->start, c_start = c->start;
+  heap.Free(r);
+  heap.ReleaseAll();  // r released (and all else free)
+  heap.Free(c);       // c committed
+  EXPECT_VALID(heap);
+  bool zeroed = true;
+  Span *got = heap.AllocLarge(50, 1, &zeroed);
+  ASSERT_NE(got, nullptr);
+  EXPECT_EQ(got->start, c_start) << "took a released span (r at " << r_start << ")";
+  EXPECT_FALSE(zeroed) << "committed memory is not known to be zero";
+  EXPECT_VALID(heap);
+  // Only when no committed span fits does a released one serve.
+  Span *big = heap.AllocLarge(151, 1, &zeroed);
+  ASSERT_NE(big, nullptr);
+  EXPECT_TRUE(zeroed);
+  EXPECT_NE(big->start, c_start + 50);
+  for (Span *s : {got, big, sep1, sep2}) heap.Free(s);
+  heap.ReleaseAll();
+  EXPECT_VALID(heap);
 }
 
 TEST(PageHeap, SmallSpansCarryTheirClassInThePageMap) {

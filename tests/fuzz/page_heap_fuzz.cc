@@ -5,7 +5,8 @@
 // The input is a header (options: release delay, cap, retained bytes, memory
 // limit, huge pages) and then a program of operations on 48 slots: large
 // spans of every length and alignment, small spans, free, realloc as the
-// allocator does it (resize in place, else remap), release all / due /
+// allocator does it (resize in place, else a committed free span, else
+// remap), release all / due /
 // maybe, the clock moving, OS refusals, gaps in the address space, and
 // "another thread": the next operations run inside one of the calls the page
 // heap makes without its lock (while it maps, releases, remaps, or wakes the
@@ -330,14 +331,28 @@ class Harness {
     uint64_t before = Refusals();
     Busy busy(this, &l);
     bool in_place = heap_->ResizeInPlace(l.s, n);
-    Span *moved = nullptr;
-    if (!in_place && l.s->bytes() >= kRemapBytes) moved = heap_->Remap(l.s, n);
     if (in_place) {
       CHECK(l.s->npages == n && l.s->start == l.start, l.s->npages, n);
       if (n > l.n) w_.SetDirty(l.start + l.n, n - l.n);
       l.n = n;
       return;
     }
+    // Growing: copied into committed free pages when a span of them fits.
+    if (n > l.n) {
+      if (Span *t = heap_->AllocLargeCommitted(n)) {
+        CHECK(t->npages == n && t->state == SpanState::kLarge, t->npages, n);
+        // Committed: every page written before (none to fault in again).
+        for (PageId p = t->start; p < t->start + n; p++) CHECK(w_.State(p) & FakeWorld::kDirty, p, t->start);
+        for (Live &o : live_)
+          if (o.s == t) Fail("committed span already handed out", t->start);
+        Live old = l;
+        l = Live{t, t->start, n, 0};
+        FreeSlot(old);  // the copy done, the old block goes
+        return;
+      }
+    }
+    Span *moved = nullptr;
+    if (l.s->bytes() >= kRemapBytes) moved = heap_->Remap(l.s, n);
     if (n < l.n) CHECK(Refusals() > before, n, l.n);  // shrinking fails only for want of metadata
     if (moved == nullptr) {
       CHECK(l.s->npages == l.n && l.s->start == l.start && l.s->state == SpanState::kLarge, l.s->npages, l.n);
