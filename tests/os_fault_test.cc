@@ -5,6 +5,7 @@
 // nullptr with ENOMEM, the heap's structures stay valid, and everything works
 // again once the kernel gives memory.
 #include <gtest/gtest.h>
+#include <sys/wait.h>
 
 #include <cerrno>
 #include <cstdio>
@@ -102,26 +103,56 @@ class OsFaultTest : public ::testing::Test {
   void TearDown() override { OsInjectFaults(0, 0); }
 };
 
-TEST_F(OsFaultTest, OneCallFailsAtEveryPointOfAGrowth) {
+// Exit codes of OneCallFailsAt: the contracts held and an allocation failed
+// with ENOMEM; they held and the failure was absorbed (a smaller mapping,
+// another address); the workload made fewer mapping calls than `skip`.
+constexpr int kFailed = 0, kAbsorbed = 3, kNotReached = 4;
+
+// A fresh process (nothing mapped yet but the start-up heap, so the heap has
+// to grow: a heap that had run the workload before would reuse its free
+// memory) in which the mapping call `skip` from now fails, once. Exits 1 when
+// an allocation broke its contract, the heap did not validate or did not
+// work again afterwards.
+[[noreturn]] void OneCallFailsAt(size_t skip) {
+  EnsureInitialized();
+  int failures = 0, bad = 0;
+  std::vector<Block> held;
   uint64_t before = OsInjectedFailures();
-  int failures = 0;
+  OsInjectFaults(skip, 1);
+  bad += Workload(skip, &held, &failures);
+  OsInjectFaults(0, 0);
+  bool injected = OsInjectedFailures() > before;
+  const char *why = Invalid();
+  for (Block b : held) Free(b.p);
+  // Works again: the same mix succeeds in full.
+  held.clear();
+  int again = 0;
+  bad += Workload(skip, &held, &again);
+  for (Block b : held) Free(b.p);
+  if (why == nullptr) why = Invalid();
+  fprintf(stderr, "skip %zu: %s, %d failed, %d against the contract, %d failed afterwards, heap %s\n", skip,
+          injected ? "injected" : "not reached", failures, bad, again, why ? why : "valid");
+  exit(bad != 0 || again != 0 || why != nullptr ? 1 : !injected ? kNotReached : failures > 0 ? kFailed : kAbsorbed);
+}
+
+TEST_F(OsFaultTest, OneCallFailsAtEveryPointOfAGrowth) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  int failed = 0, injected = 0;
   for (size_t skip = 0; skip < 12; skip++) {
-    std::vector<Block> held;
-    OsInjectFaults(skip, 1);
-    EXPECT_EQ(Workload(skip, &held, &failures), 0) << "failed other than with ENOMEM";
-    OsInjectFaults(0, 0);
-    ExpectValid();
-    for (Block b : held) Free(b.p);
-    // Works again: the same mix succeeds in full.
-    held.clear();
-    int again = 0;
-    EXPECT_EQ(Workload(skip, &held, &again), 0);
-    EXPECT_EQ(again, 0) << "after the fault at call " << skip;
-    for (Block b : held) Free(b.p);
-    ExpectValid();
+    auto kept_contract = [&](int status) {
+      if (!WIFEXITED(status)) return false;
+      int code = WEXITSTATUS(status);
+      failed += code == kFailed;
+      injected += code == kFailed || code == kAbsorbed;
+      return code == kFailed || code == kAbsorbed || code == kNotReached;
+    };
+    EXPECT_EXIT(OneCallFailsAt(skip), kept_contract, "skip") << "skip " << skip;
   }
-  EXPECT_GT(OsInjectedFailures(), before) << "no mapping call was ever failed: the test exercised nothing";
-  EXPECT_GT(failures, 0);
+  // Whether a single refusal reaches the program as ENOMEM depends on the
+  // layout (release build: 3-5 of 8-9 points; under ASan, without the class
+  // map's flat view, none): the ENOMEM path is EveryCallFailsFromSomePointOn's.
+  printf("of 12 points: %d injected, %d with an allocation failing\n", injected, failed);
+  EXPECT_GT(injected, 0) << "no mapping call was ever failed: the test exercised nothing";
 }
 
 TEST_F(OsFaultTest, EveryCallFailsFromSomePointOn) {

@@ -215,8 +215,9 @@ TEST(PageHeap, OverTheCapOnlyTheExcessIsReleased) {
   Span *cs = Large(heap, c, align);
   memset(PageAddr(cs->start), 3, cs->bytes());
   PageId c_start = cs->start;
-  ASSERT_TRUE(b_start > a_start + a && c_start > b_start + b) << "not apart: " << a_start << " " << b_start << " "
-                                                               << c_start;
+  auto apart = [](PageId x, Length xn, PageId y, Length yn) { return x + xn < y || y + yn < x; };
+  ASSERT_TRUE(apart(a_start, a, b_start, b) && apart(a_start, a, c_start, c) && apart(b_start, b, c_start, c))
+      << "not apart: " << a_start << " " << b_start << " " << c_start;
   EXPECT_EQ(heap.FreeCap(), c << kPageShift) << "the peak is c, and c is in use";
   uint64_t released_before = heap.Stats().released_bytes;
   heap.Free(cs);  // a + b + c free; cap 2 c: a + b - c pages of excess
