@@ -71,6 +71,10 @@ struct Slab {
   uint64_t slow_paths;
   uint64_t seen_slow_paths;
   uint64_t seen_ms;
+  // Trimming (cpu_cache.h, Bounds): each list's low-water count since the
+  // last trim, lowered after every refill from the list (plain stores by
+  // whichever thread runs here: a lost store only trims less or more once).
+  uint32_t low[kNumClasses];
 };
 static_assert(sizeof(Slab) <= (size_t{1} << kSlabShift));
 
@@ -244,25 +248,27 @@ miss:
   return false;
 }
 
-// Pops the first k objects (k >= 1) of class cl's list on the current CPU,
-// walking and checking their links inside the sequence; *head and *tail get
-// the chain (tail's link still points into the list: the caller ends it).
-// False when the list holds fewer than k, or there is no CPU; *corrupt set
-// when a link on the way was overwritten (the list is left as it was).
-bool RseqPopBatch(uint32_t cl, uint32_t k, void **head, void **tail, bool *corrupt) {
-  uint64_t slot, w, h, t, n, i;
-  uint64_t kshift = uint64_t(k) << kCountShift;
+// Pops up to k objects (k >= 1) off class cl's list on the current CPU:
+// min(k, count), walking and checking their links inside the sequence;
+// *head and *tail get the chain (tail's link still points into the list:
+// the caller ends it). Returns how many, 0 when the list is empty or there
+// is no CPU; *corrupt set when a link on the way was overwritten (then 0,
+// and the list is left as it was).
+uint32_t RseqPopUpTo(uint32_t cl, uint32_t k, void **head, void **tail, bool *corrupt) {
+  uint64_t slot, w, h, t, n, i, got;
   asm volatile goto(SPANALLOC_RSEQ_PROLOGUE SPANALLOC_RSEQ_SLOT
            "movq (%[slot]), %[w]\n\t"
-           "cmpq %[kshift], %[w]\n\t"  // count >= k
-           "jb %l[miss]\n\t"
            "movq %[w], %[h]\n\t"
            "shlq $17, %[h]\n\t"
            "shrq $17, %[h]\n\t"
+           "jz %l[miss]\n\t"          // empty
+           "movq %[w], %[i]\n\t"
+           "shrq $47, %[i]\n\t"       // count
+           "cmpq %[k], %[i]\n\t"
+           "cmovaq %[k], %[i]\n\t"    // i = min(count, k) >= 1
+           "movq %[i], %[got]\n\t"
            "movq %[h], %[t]\n\t"
-           "movq %[kshift], %[i]\n\t"
-           "shrq $47, %[i]\n\t"
-           "6:\n\t"  // t = object i from the end of the batch; n = its link
+           "6:\n\t"  // t = object i from the end of the chain; n = its link
            "movq (%[t]), %[n]\n\t"
            "xorq %[t], %[n]\n\t"
            "xorq %[secret], %[n]\n\t"
@@ -274,23 +280,26 @@ bool RseqPopBatch(uint32_t cl, uint32_t k, void **head, void **tail, bool *corru
            "jmp 6b\n\t"
            "7:\n\t"
            "subq %[h], %[w]\n\t"
-           "subq %[kshift], %[w]\n\t"
            "addq %[n], %[w]\n\t"
+           "movq %[got], %[i]\n\t"
+           "shlq $47, %[i]\n\t"
+           "subq %[i], %[w]\n\t"
            "movq %[w], (%[slot])\n\t"  // commit
            SPANALLOC_RSEQ_EPILOGUE
-           : [slot] "=&r"(slot), [w] "=&r"(w), [h] "=&r"(h), [t] "=&r"(t), [n] "=&r"(n), [i] "=&r"(i)
+           : [slot] "=&r"(slot), [w] "=&r"(w), [h] "=&r"(h), [t] "=&r"(t), [n] "=&r"(n), [i] "=&r"(i),
+             [got] "=&r"(got)
            : [off] "r"(g_rseq_off), [ncpu] "rm"(CpuCache::NumCpus()), [base] "r"(g_slabs + ListOffset(cl)),
-             [secret] "rm"(g_link_secret), [bad] "r"(kLinkBadBits), [kshift] "r"(kshift)
+             [secret] "rm"(g_link_secret), [bad] "r"(kLinkBadBits), [k] "r"(uint64_t(k))
            : "memory", "cc"
            : miss, bad_link);
   *head = reinterpret_cast<void *>(h);
   *tail = reinterpret_cast<void *>(t);
-  return true;
+  return uint32_t(got);
 miss:
-  return false;
+  return 0;
 bad_link:
   *corrupt = true;
-  return false;
+  return 0;
 }
 
 // Takes class cl's whole list off the current CPU (which must be `want`
@@ -329,11 +338,41 @@ inline void *RseqPop(uint32_t, bool *) { return nullptr; }
 inline bool RseqPush(uint32_t, void *) { return false; }
 bool RseqPushChain(uint32_t, void *, void *, uint32_t) { return false; }
 bool RseqTakeAll(uint32_t, int32_t, uint64_t *) { return false; }
-bool RseqPopBatch(uint32_t, uint32_t, void **, void **, bool *) { return false; }
+uint32_t RseqPopUpTo(uint32_t, uint32_t, void **, void **, bool *) { return 0; }
 int32_t RawCpuId() { return -1; }
 #endif  // SPANALLOC_HAVE_RSEQ
 
 // ---- slow paths ---------------------------------------------------------
+
+// Notes the count of class cl's list on cpu as a low-water candidate
+// (after a refill took from it).
+inline void NoteLow(uint32_t cpu, uint32_t cl) {
+  Slab *s = SlabOf(cpu);
+  uint32_t now = CountOf(__atomic_load_n(&s->lists[cl].word, __ATOMIC_RELAXED));
+  if (now < __atomic_load_n(&s->low[cl], __ATOMIC_RELAXED)) __atomic_store_n(&s->low[cl], now, __ATOMIC_RELAXED);
+}
+
+// Gives the objects below each list's low-water mark to the central lists
+// (no refill needed them since the last trim) and starts the next period.
+// Pops from the CPU the thread runs on (normally cpu; after a migration the
+// other CPU's lists lose what cpu's marks say, which only trims them early).
+void Trim(uint32_t cpu) {
+  Slab *s = SlabOf(cpu);
+  for (uint32_t cl = 1; cl < kNumClasses; cl++) {
+    uint32_t low = __atomic_load_n(&s->low[cl], __ATOMIC_RELAXED);
+    uint32_t k = std::min(low, CountOf(__atomic_load_n(&s->lists[cl].word, __ATOMIC_RELAXED)));
+    while (k > 0) {
+      void *head, *tail;
+      bool corrupt = false;  // an overwritten link stays for the next refill to report
+      uint32_t got = RseqPopUpTo(cl, std::min(k, kClassShape[cl].batch), &head, &tail, &corrupt);
+      if (got == 0) break;
+      SetLink(tail, nullptr);
+      g_central[cl].InsertRange(head, tail, int(got));
+      k -= got;
+    }
+    __atomic_store_n(&s->low[cl], CountOf(__atomic_load_n(&s->lists[cl].word, __ATOMIC_RELAXED)), __ATOMIC_RELAXED);
+  }
+}
 
 // The CPU this thread is on if it has a slab, else -1; marks it busy.
 int32_t TouchCurrentCpu() {
@@ -403,9 +442,9 @@ SPANALLOC_NOINLINE void FreeMiss(void *p, uint32_t cl) {
     bool corrupt = false;  // not used: see below
     // An overwritten link on the way (corrupt) falls through to the walk
     // below, which reports the very object.
-    if (RseqPopBatch(cl, batch, &head, &tail, &corrupt)) {
+    if (uint32_t got = RseqPopUpTo(cl, batch, &head, &tail, &corrupt)) {
       SetLink(tail, nullptr);
-      g_central[cl].InsertRange(head, tail, int(batch));
+      g_central[cl].InsertRange(head, tail, int(got));
       if (!RseqPush(cl, p)) CentralFreeOne(p, cl);  // filled again meanwhile, or moved to a CPU's full list
       g_scavenger.StartIfRequested();  // no lock held here (scavenger.h)
       return;
@@ -513,11 +552,14 @@ const char *CpuCache::Start() noexcept {
 }
 
 int CpuCache::RemoveRange(uint32_t cl, void **head, void **tail, uint32_t n) noexcept {
-  if (TouchCurrentCpu() < 0) return 0;
+  int32_t cpu = TouchCurrentCpu();
+  if (cpu < 0) return 0;
   bool corrupt = false;
-  if (RseqPopBatch(cl, n, head, tail, &corrupt)) {
+  uint32_t got = RseqPopUpTo(cl, n, head, tail, &corrupt);
+  NoteLow(uint32_t(cpu), cl);
+  if (got != 0) {
     SetLink(*tail, nullptr);
-    return int(n);
+    return int(got);
   }
   if (corrupt) {
     // Take the list and walk it link by link: the walk reports the very
@@ -529,21 +571,29 @@ int CpuCache::RemoveRange(uint32_t cl, void **head, void **tail, uint32_t n) noe
 }
 
 void CpuCache::InsertRange(uint32_t cl, void *head, void *tail, uint32_t n) noexcept {
-  if (TouchCurrentCpu() >= 0) {
+  int32_t cpu = TouchCurrentCpu();
+  if (cpu >= 0) {
     if (RseqPushChain(cl, head, tail, n)) return;
-    // Full: its newest batch goes to the central list (whole, so into a
-    // transfer slot), then the chain gets its room.
+    // Full: its newest batch goes to the central list (a whole batch when
+    // the list is at its limit, so into a transfer slot), then the chain
+    // gets its room.
     const uint32_t batch = kClassShape[cl].batch;
     void *bh, *bt;
     bool corrupt = false;
-    if (g_max_length[cl] >= batch && RseqPopBatch(cl, batch, &bh, &bt, &corrupt)) {
+    uint32_t got;
+    if (g_max_length[cl] >= batch && (got = RseqPopUpTo(cl, batch, &bh, &bt, &corrupt)) != 0) {
       SetLink(bt, nullptr);
-      g_central[cl].InsertRange(bh, bt, int(batch));
+      g_central[cl].InsertRange(bh, bt, int(got));
       if (RseqPushChain(cl, head, tail, n)) return;
     }
   }
   SetLink(tail, nullptr);
   g_central[cl].InsertRange(head, tail, int(n));
+}
+
+void CpuCache::ThreadExiting() noexcept {
+  int32_t cpu = TouchCurrentCpu();
+  if (cpu >= 0) Trim(uint32_t(cpu));
 }
 
 void *CpuCache::Alloc(uint32_t cl) noexcept {
@@ -577,7 +627,10 @@ uint64_t CpuCache::Drain(uint64_t idle_ms) noexcept {
       }
       if (now - s->seen_ms < idle_ms) continue;
     }
-    if (CachedBytesOn(cpu) == 0) continue;
+    if (CachedBytesOn(cpu) == 0) {
+      for (uint32_t cl = 1; cl < kNumClasses; cl++) __atomic_store_n(&s->low[cl], 0, __ATOMIC_RELAXED);
+      continue;
+    }
     cpu_set_t one;
     CPU_ZERO(&one);
     CPU_SET(cpu, &one);
@@ -590,6 +643,7 @@ uint64_t CpuCache::Drain(uint64_t idle_ms) noexcept {
       // sched_setaffinity returns on the new CPU; a hot-unplug or a changed
       // cpuset could still move us: then this CPU is left for next time.
       if (!RseqTakeAll(cl, int32_t(cpu), &w)) break;
+      __atomic_store_n(&s->low[cl], 0, __ATOMIC_RELAXED);  // a new trim period, from empty
       if (CountOf(w) > 0) drained += ReleaseChain(cl, HeadOf(w), CountOf(w));
     }
   }

@@ -243,6 +243,7 @@ void *ThreadCache::Refill(uint32_t cl) {
   // from the CPU's list, objects already spread by earlier refills).
   if (!from_cpu && uint32_t(got) < shape.batch && PerLine(cl) != 0) head = SpreadOverLines(head, uint32_t(got), cl, &tail);
   GrowMaxLength(cl);
+  refilled_[cl] = true;
   if (uint32_t(got) > l.max_length) {
     max_bytes_ += uint64_t(uint32_t(got) - l.max_length) * shape.size;
     l.set_max_length(uint32_t(got));
@@ -273,10 +274,17 @@ void ThreadCache::ReleaseToCentral(uint32_t cl, uint32_t n) {
 
 // The list is full. Below one batch, a thread that frees more than it
 // allocates (a consumer) earns a longer list first, so that what it flushes
-// are whole batches, which the central list takes in O(1).
+// are whole batches, which the central list takes in O(1). In cpu mode the
+// flush goes to the CPU's list (no lock, any length; the CPU list hands the
+// central list whole batches), so only a list that also refilled since its
+// last overflow grows: a thread that only frees a class (a consumer of
+// short-lived threads' objects) keeps it at its first length instead of
+// holding up to a batch of every class it frees.
 void ThreadCache::Overflow(uint32_t cl) {
   FreeList &l = lists[cl];
-  if (l.max_length < kClassShape[cl].batch) {
+  bool grow = !CpuCache::On() || refilled_[cl];
+  refilled_[cl] = false;
+  if (grow && l.max_length < kClassShape[cl].batch) {
     GrowMaxLength(cl);
     if (l.room > 0) return;
   }
@@ -317,6 +325,7 @@ void ThreadCache::DestroyCurrent() {
   if (tc == &g_empty_cache) return;
   tls_cache = &g_empty_cache;
   tc->FlushAll();
+  if (CpuCache::On()) CpuCache::ThreadExiting();
   {
     MutexLock l(g_registry_lock);
     tc->UnregisterLocked();

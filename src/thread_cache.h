@@ -182,6 +182,9 @@ class ThreadCache {
   // lists[cl].length + stash_[cl].length when class cl last published.
   uint64_t published_bytes_ = 0;
   uint32_t published_length_[kNumClasses] = {};
+  // refilled_[cl]: class cl had a refill since its last overflow. In cpu
+  // mode only such a list grows when it overflows (thread_cache.cc).
+  bool refilled_[kNumClasses] = {};
   ThreadCache *reg_next_ = nullptr;  // registry links, g_registry_lock
   ThreadCache *reg_prev_ = nullptr;
 };

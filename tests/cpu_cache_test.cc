@@ -150,6 +150,67 @@ TEST(CpuCache, EachCpuStaysWithinItsBudget) {
   EXPECT_GT(CpuCache::CachedBytesOn(uint32_t(cpus[0])), 0u);
 }
 
+// A thread cache's refill takes what the CPU's list has even when that is
+// fewer than it asks for, and a thread that only frees a class (a consumer)
+// does not grow its list of it in cpu mode.
+TEST(CpuCache, RefillTakesAShortListAndConsumersStaySmall) {
+  REQUIRE_CPU_MODE();
+  int cpu = UsableCpus()[0];
+  constexpr size_t kSize = 200;  // a class whose first thread-cache length is 2
+  const uint32_t cl = SizeClassOf(kSize);
+  ASSERT_EQ(ThreadCache::kInitialMaxLength, 2u);
+  void *objs[3];
+  for (void *&p : objs) p = spanalloc_malloc(kSize);
+  CpuCache::Drain(0);  // every list empty, a new trim period
+  uint32_t consumer_length = 0;
+  std::thread a([&] {
+    ASSERT_TRUE(PinTo(cpu));
+    for (void *p : objs) spanalloc_free(p);  // overflows once: two go to the CPU's list
+    consumer_length = tls_cache->lists[cl].max_length;
+  });
+  a.join();  // its last one goes there as it exits
+  EXPECT_EQ(consumer_length, ThreadCache::kInitialMaxLength) << "a list that never refilled grew on overflow";
+  std::set<void *> reused;
+  std::thread b([&] {
+    ASSERT_TRUE(PinTo(cpu));
+    // Refills ask for 2, then 4: the second finds one object left.
+    void *got[4];
+    for (void *&p : got) p = spanalloc_malloc(kSize);
+    for (void *p : got) reused.insert(p);
+    for (void *p : got) spanalloc_free(p);
+  });
+  b.join();
+  for (void *p : objs) EXPECT_EQ(reused.count(p), 1u) << p << " stayed in the CPU's list";
+}
+
+// Threads that come and go on one CPU, each with a class of its own: as
+// each exits, what no refill took since the previous exit goes back to the
+// central lists, so the CPU's lists hold about one thread's objects rather
+// than everything the threads ever flushed (bounded only by the budget).
+TEST(CpuCache, ExitingThreadsTrimTheirCpu) {
+  REQUIRE_CPU_MODE();
+  int cpu = UsableCpus()[0];
+  CpuCache::Drain(0);
+  constexpr int kThreads = 40, kObjects = 64;
+  uint64_t freed = 0, largest = 0;
+  for (int t = 0; t < kThreads; t++) {
+    size_t size = 32 + 24 * size_t(t);
+    std::thread th([&] {
+      ASSERT_TRUE(PinTo(cpu));
+      std::vector<void *> objs;
+      for (int i = 0; i < kObjects; i++) objs.push_back(spanalloc_malloc(size));
+      for (void *p : objs) spanalloc_free(p);
+    });
+    th.join();
+    freed += kObjects * ClassSize(SizeClassOf(size));
+    // A thread's cache holds at most 2 + 4 + ... + 64 objects of its class.
+    largest = std::max<uint64_t>(largest, 126 * ClassSize(SizeClassOf(size)));
+  }
+  uint64_t cached = CpuCache::CachedBytesOn(uint32_t(cpu));
+  EXPECT_LE(cached, 2 * largest) << "flushed in all: " << freed;
+  EXPECT_LT(cached, freed / 4);
+}
+
 // Objects hold their own address and a tag in every word; a block handed
 // out twice, or written while cached, shows as a wrong word.
 void Fill(void *p, size_t n, uint64_t tag) {
