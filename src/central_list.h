@@ -11,6 +11,10 @@
 //                     objects tracked by each span's free bitmap; partial
 //                     batches and overflow from the slots go back here, and a
 //                     span whose objects are all free returns to the page heap.
+//                     A refill may take a span's free tail as a run
+//                     (ObjectRun), never written by the list: lazy carving,
+//                     so that objects a thread never uses stay untouched
+//                     (thread_cache.h, FreeList::fresh).
 // Lock order: a central lock may be held while taking the page-heap lock,
 // never the reverse.
 //
@@ -33,6 +37,16 @@
 #include "span.h"
 
 namespace spanalloc {
+
+// Objects of one class that lie one after another in one span, `count` of
+// them from `start`, `size` apart, none of them written by the list: how
+// RemoveRange hands out objects that may never have been touched (lazy
+// carving: the thread cache links them only when it needs them, so pages it
+// never uses stay untouched, thread_cache.cc).
+struct ObjectRun {
+  void *start = nullptr;
+  uint32_t count = 0;
+};
 
 struct CentralStats {
   uint64_t slot_objects;  // objects in transfer slots
@@ -61,6 +75,14 @@ class alignas(64) CentralListT {
   // instead of 80: a .data page is resident once read (mapped from the
   // file with its neighbours), which cost small programs ~60 KiB of RSS.
   static constexpr int kMaxSlots = 16;
+  // A run is handed out only when its objects reach past the OS page its
+  // first one starts on: linking them would write to more pages than the
+  // first one's, which is written when it is handed out anyway. (A run
+  // costs its taker a slow path per OS page, thread_cache.cc.)
+  static constexpr uintptr_t kRunPage = 4096;
+  // Nor for fewer objects than this (short refills: a thread's first ones of a
+  // class), which cost more instructions as a run than they save in memory.
+  static constexpr int kMinRun = 16;
 
   constexpr explicit CentralListT(uint32_t cl, const Env &env = Env()) : cl_(cl), env_(env) {}
   CentralListT(const CentralListT &) = delete;
@@ -69,7 +91,18 @@ class alignas(64) CentralListT {
   // Takes n objects (n <= batch), or a whole batch from a transfer slot when
   // one is there and n > 1; returns how many, linked from *head to *tail
   // (tail's next is null). 0 only when the OS refuses memory.
-  int RemoveRange(void **head, void **tail, int n);
+  // With `run` (emptied first), some of them may come back as *run instead,
+  // unlinked: objects from the free tail of one span (the objects after its
+  // last one handed out, which no one has used since the span was carved, if
+  // it was carved in order), at least kMinRun and reaching past one OS page.
+  // The count returned includes
+  // them; *head and *tail are null when all are in the run. Without `run`,
+  // every object is linked.
+  int RemoveRange(void **head, void **tail, int n, ObjectRun *run = nullptr);
+  // Gives back a run taken from RemoveRange (all of it or its untaken end),
+  // its objects never written: their bits are set again in their span, as
+  // one range, without touching them.
+  void InsertRun(ObjectRun run);
   // Gives back n objects linked from head to tail (tail's link is null).
   // Links are checked in full where objects go back to their spans; a whole
   // batch parked in a transfer slot is checked link by link when thread
@@ -95,7 +128,10 @@ class alignas(64) CentralListT {
     void *tail;
   };
   void InitLocked();
-  int FromSpansLocked(void **head, void **tail, int n);
+  int FromSpansLocked(void **head, void **tail, int n, ObjectRun *run);
+  uint32_t FreeTailLocked(const Span *s) const;
+  int LinkFreeLocked(Span *s, uint32_t from, uint32_t limit, int max, void **first, void **last);
+  int TakeWithRunLocked(Span *s, int max, ObjectRun *run, void **first, void **last);
   void ToSpansLocked(void *head, int n);
   bool GrowLocked();
   void LinkSpanLocked(Span *s);

@@ -102,6 +102,11 @@ void *SpreadOverLines(void *head, uint32_t n, uint32_t cl, void **tail) {
   return first;
 }
 
+// Lazy carving (thread_cache.h, FreeList::fresh) links the fresh objects
+// whose first word lies on one OS page at a time: linking writes that word,
+// and a page once written costs its RSS whatever else on it is written.
+constexpr uintptr_t kOsPage = 4096;
+
 // One object straight from / to the central list, for threads without a cache.
 void *CentralAllocOne(uint32_t cl) {
   void *head, *tail;
@@ -150,6 +155,11 @@ void *ThreadCache::AllocSlowInner(uint32_t cl) {
     l.head = CheckedListLinkOf(p, cl, "malloc");
     l.room++;
     return HandOut(p);
+  }
+  if (l.fresh != 0) {
+    void *p = tc->PopFresh(cl);
+    tc->PublishClass(cl);
+    return p;
   }
   return tc->Refill(cl);
 }
@@ -236,28 +246,90 @@ void *ThreadCache::Refill(uint32_t cl) {
   // In cpu mode the CPU's list first (objects freed on this CPU: no lock).
   int got = CpuCache::On() ? CpuCache::RemoveRange(cl, &head, &tail, uint32_t(want)) : 0;
   bool from_cpu = got != 0;
-  if (got == 0) got = g_central[cl].RemoveRange(&head, &tail, want);
+  // From the central list, the free tail of a span may come as a run
+  // (fresh objects, linked only as they are needed: PopFresh).
+  ObjectRun run;
+  if (got == 0) got = g_central[cl].RemoveRange(&head, &tail, want, &run);
   if (got == 0) return nullptr;
+  const uint32_t linked = uint32_t(got) - run.count;
   // Fewer than a batch: from the spans, in address order (a whole batch may
   // be a transfer slot's, in any order: left as it is, O(1); so is a chain
   // from the CPU's list, objects already spread by earlier refills).
-  if (!from_cpu && uint32_t(got) < shape.batch && PerLine(cl) != 0) head = SpreadOverLines(head, uint32_t(got), cl, &tail);
+  if (!from_cpu && linked != 0 && linked < shape.batch && PerLine(cl) != 0)
+    head = SpreadOverLines(head, linked, cl, &tail);
   GrowMaxLength(cl);
   refilled_[cl] = true;
   if (uint32_t(got) > l.max_length) {
     max_bytes_ += uint64_t(uint32_t(got) - l.max_length) * shape.size;
     l.set_max_length(uint32_t(got));
   }
-  SetLink(tail, ListEnd());  // was null: the end of a central batch
-  void *p = head;
-  l.head = CheckedListLinkOf(head, cl, "malloc");
-  l.set_length(uint32_t(got - 1));
+  l.set_fresh(run.start, run.count);
+  void *p;
+  if (linked == 0) {
+    l.set_length(uint32_t(got));
+    p = PopFresh(cl);
+  } else {
+    SetLink(tail, ListEnd());  // was null: the end of a central batch
+    p = head;
+    l.head = CheckedListLinkOf(head, cl, "malloc");
+    l.set_length(uint32_t(got - 1));
+    p = HandOut(p);
+  }
   PublishClass(cl);
-  return HandOut(p);
+  return p;
 }
 
+// The list is empty and fresh objects wait (thread_cache.h): links the ones
+// whose first word is on the OS page of the next one (at least that one) and
+// pops it; the rest stay fresh. Tiny classes are linked a line apart, as
+// SpreadOverLines does.
+SPANALLOC_NOINLINE void *ThreadCache::PopFresh(uint32_t cl) {
+  FreeList &l = lists[cl];
+  const uint32_t size = kClassShape[cl].size;
+  char *start = l.fresh_start();
+  const uint32_t count = l.fresh_count();
+  uintptr_t page_end = (reinterpret_cast<uintptr_t>(start) | (kOsPage - 1)) + 1;
+  uint32_t k = uint32_t((page_end - reinterpret_cast<uintptr_t>(start) + size - 1) / size);
+  if (k > count) k = count;
+  // Off the run before they are linked: a fork child that finds this thread
+  // stopped in between loses them rather than hands them out twice.
+  l.set_fresh(start + size_t(k) * size, count - k);
+  __atomic_signal_fence(__ATOMIC_SEQ_CST);
+  const uint32_t step = PerLine(cl) != 0 && k > PerLine(cl) ? PerLine(cl) : 1;
+  void *head = ListEnd();
+  char *last = nullptr;
+  for (uint32_t j = 0; j < step; j++) {
+    for (uint32_t i = j == 0 ? step : j; i < k; i += step) {  // object 0 is handed out
+      char *obj = start + size_t(i) * size;
+      if (last != nullptr) {
+        SetLink(last, obj);
+      } else {
+        head = obj;
+      }
+      last = obj;
+    }
+  }
+  if (last != nullptr) SetLink(last, ListEnd());
+  l.head = head;
+  l.room++;
+  return HandOut(start);
+}
+
+// Gives the fresh objects back to the central list as they are (unwritten).
+void ThreadCache::ReturnFresh(uint32_t cl) {
+  FreeList &l = lists[cl];
+  ObjectRun run{l.fresh_start(), l.fresh_count()};
+  l.fresh = 0;
+  l.room += int32_t(run.count);
+  g_central[cl].InsertRun(run);
+}
+
+// Gives back up to n objects: the fresh ones alone if there are any (room
+// made without touching memory; the linked objects, freed last, are the ones
+// the thread will want first), else n linked ones from the list's head.
 void ThreadCache::ReleaseToCentral(uint32_t cl, uint32_t n) {
   FreeList &l = lists[cl];
+  if (l.fresh != 0) return ReturnFresh(cl);
   if (n > l.length()) n = l.length();
   if (n == 0) return;
   void *head = l.head;
@@ -372,7 +444,15 @@ void ThreadCache::SalvageAfterFork() {
   if (g_sampler.on) SalvageStashAfterFork();
   for (uint32_t cl = 1; cl < kNumClasses; cl++) {
     FreeList &l = lists[cl];
-    l.set_length(CutAtFirstBadLink(&l.head, l.length(), cl, ListEnd()));
+    // The fresh run, unless stopped halfway through its update (then lost);
+    // the linked objects are length - fresh at most.
+    uint32_t fresh = l.fresh_count();
+    if (fresh != 0) {
+      char *last = l.fresh_start() + size_t(fresh - 1) * kClassShape[cl].size;
+      if (!LinkIsValid(l.fresh_start(), cl) || SpanOf(l.fresh_start()) != SpanOf(last)) l.fresh = fresh = 0;
+    }
+    uint32_t length = l.length();
+    l.set_length(CutAtFirstBadLink(&l.head, length > fresh ? length - fresh : 0, cl, ListEnd()) + fresh);
   }
 }
 

@@ -44,13 +44,26 @@ namespace spanalloc {
 // the slow path when the result is negative (FreeSlowList then adds it back).
 // room <= 0 whenever length >= max_length; while sampling (max_length 0) it
 // is -length.
+//
+// `fresh` (lazy carving, thread_cache.cc): objects a refill took from the
+// free tail of a span (central_list.h, ObjectRun) and not linked yet, so not
+// written: start | count << 48, 0 for none. They count in length; malloc
+// pops only the linked objects, and when none is left its slow path links
+// the fresh objects on the next OS page (and fork, flush and stats see
+// them too). So a page of a refill that the thread never uses is never
+// touched.
 struct FreeList {
   void *head = ListEnd();  // ListEnd() when empty (free_list.h)
   int32_t room = 0;
   uint32_t max_length = 0;  // change with set_max_length (room follows)
   uint64_t magic = 0;
-  uint64_t unused = 0;
+  uint64_t fresh = 0;
 
+  uint32_t fresh_count() const { return uint32_t(fresh >> 48); }
+  char *fresh_start() const { return reinterpret_cast<char *>(fresh & ((uint64_t{1} << 48) - 1)); }
+  void set_fresh(const void *start, uint32_t count) {  // user addresses are below 2^47
+    fresh = count == 0 ? 0 : reinterpret_cast<uintptr_t>(start) | uint64_t(count) << 48;
+  }
   uint32_t length() const { return uint32_t(int64_t(max_length) - room); }
   void set_length(uint32_t n) { room = int32_t(int64_t(max_length) - n); }
   void set_max_length(uint32_t m) {
@@ -137,6 +150,8 @@ class ThreadCache {
   void GrowMaxLength(uint32_t cl);
   static uint64_t Budget();
   void *Refill(uint32_t cl);
+  void *PopFresh(uint32_t cl);
+  void ReturnFresh(uint32_t cl);
   void Overflow(uint32_t cl);
   void ReleaseToCentral(uint32_t cl, uint32_t n);
   void SalvageAfterFork();

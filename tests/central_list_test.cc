@@ -5,6 +5,9 @@
 
 #include <gtest/gtest.h>
 
+#include <sys/mman.h>
+
+#include <algorithm>
 #include <set>
 #include <thread>
 #include <vector>
@@ -186,6 +189,30 @@ TEST_F(CentralListTest, ConcurrentRemoveAndInsert) {
   EXPECT_EQ(g_central[cl].Validate(), nullptr);
 }
 
+// Lazy carving (central_list.h, ObjectRun): the free tail of a span comes as
+// a run, which the list never writes, so its pages stay untouched.
+TEST_F(CentralListTest, ARunOfANewSpanLeavesItsPagesUntouched) {
+  const uint32_t cl = SizeClassOf(256);
+  ASSERT_GE(kClassShape[cl].objects, 32u);  // two OS pages of objects at least
+  CentralList &c = g_central[cl];
+  void *h, *t;
+  ObjectRun run;
+  int n = int(std::min<uint32_t>(kClassShape[cl].batch, kClassShape[cl].objects));
+  ASSERT_EQ(c.RemoveRange(&h, &t, n, &run), n);  // this process's first span of the class
+  ASSERT_EQ(int(run.count), n);
+  EXPECT_EQ(h, nullptr);
+  EXPECT_EQ(t, nullptr);
+  uintptr_t start = reinterpret_cast<uintptr_t>(run.start);
+  EXPECT_EQ(start % kPageSize, 0u) << "a new span's objects from its first";
+  unsigned char vec[2] = {1, 1};
+  ASSERT_EQ(mincore(reinterpret_cast<void *>(start + 4096), 4096, vec), 0);
+  EXPECT_EQ(vec[0] & 1, 0) << "the list wrote into the run";
+  EXPECT_EQ(c.Validate(), nullptr);
+  c.InsertRun(run);
+  EXPECT_EQ(c.Validate(), nullptr);
+  EXPECT_EQ(c.Stats().span_free, c.Stats().spans * kClassShape[cl].objects);
+}
+
 // ---- one list alone, on a fake page heap (tests/fakes/fake_central_env.h) ----
 
 using fake::FakeCentralEnv;
@@ -257,6 +284,47 @@ TEST_F(FakeListTest, ARefusingPageHeapGivesFewerOrNone) {
   EXPECT_EQ(Collect(h, got).size(), size_t(got));
   EXPECT_EQ(LinkOf(t), nullptr);
   EXPECT_EQ(list.Validate(), nullptr);
+}
+
+// The free tail of a span comes as a run (unwritten: the fake's fill byte
+// stays), the objects below it linked first; a run given back is free again.
+TEST_F(FakeListTest, FreeTailsComeAsRunsAfterTheHolesBelowThem) {
+  const uint32_t cl = SizeClassOf(256);
+  FakeCentralList list(cl, FakeCentralEnv{&pages});
+  const uint32_t size = pages.Shape(cl).size, objects = pages.Shape(cl).objects;
+  ASSERT_GE(objects, 32u);
+  void *h, *t;
+  ObjectRun run;
+  ASSERT_EQ(list.RemoveRange(&h, &t, 20, &run), 20);
+  ASSERT_EQ(run.count, 20u) << "a new span: all of it tail";
+  EXPECT_EQ(h, nullptr);
+  char *base = static_cast<char *>(run.start);
+  EXPECT_EQ(pages.SpanOf(base)->start_addr(), reinterpret_cast<uintptr_t>(base));
+  for (size_t i = 0; i < size_t(20) * size; i++) ASSERT_EQ(uint8_t(base[i]), 0xa5) << "written at byte " << i;
+  EXPECT_EQ(list.Validate(), nullptr);
+  EXPECT_EQ(list.Stats().span_free, objects - 20);
+  // Objects 20..23 one at a time (never a run), then the run's end back.
+  std::vector<void *> single = Take(list, 4);
+  for (size_t i = 0; i < single.size(); i++) EXPECT_EQ(single[i], base + (20 + i) * size);
+  list.InsertRun(ObjectRun{base + 10 * size, 10});
+  EXPECT_EQ(list.Validate(), nullptr);
+  // 16 more: the holes 10..19 first, then 6 of the tail, too few for a run.
+  ASSERT_EQ(list.RemoveRange(&h, &t, 16, &run), 16);
+  EXPECT_EQ(run.count, 0u);
+  std::vector<void *> got = Collect(h, 16);
+  ASSERT_EQ(got.size(), 16u);
+  for (size_t i = 0; i < 16; i++) EXPECT_EQ(got[i], base + (i < 10 ? 10 + i : 14 + i) * size) << i;
+  EXPECT_EQ(list.Validate(), nullptr);
+  // All back: the span's objects are all free.
+  list.InsertRun(ObjectRun{base, 10});
+  list.InsertRange(h, t, 16);
+  for (void *p : single) {
+    SetLink(p, nullptr);
+    list.InsertRange(p, p, 1);
+  }
+  EXPECT_EQ(list.Validate(), nullptr);
+  EXPECT_EQ(list.Stats().span_free, objects);
+  EXPECT_DEATH(list.InsertRun(ObjectRun{base, 4}), "run given back is already free");
 }
 
 }  // namespace

@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <set>
 #include <thread>
 #include <vector>
 
@@ -36,7 +37,7 @@ TEST(ThreadCache, ListLengthsStayWithinTheirBounds) {
     EXPECT_LE(l.length(), l.max_length) << "class " << cl;
     uint32_t n = 0;
     for (void *p = l.head; p != ListEnd(); p = LinkOf(p)) n++;
-    EXPECT_EQ(n, l.length()) << "class " << cl;
+    EXPECT_EQ(n + l.fresh_count(), l.length()) << "class " << cl;
     max_bytes += uint64_t(l.max_length) * kClassShape[cl].size;
   }
   // Every list may reach one batch; growth past that stays within the budget.
@@ -145,6 +146,43 @@ TEST(ThreadCache, ConsecutiveTinyObjectsAreALineApart) {
     }
   });
   t.join();
+}
+
+// Lazy carving (thread_cache.h, FreeList::fresh): a refill from the free
+// tail of a new span keeps the objects past the first OS page unlinked; they
+// count in the list's length, come out one by one, each once, and go back
+// to the central list unlinked.
+TEST(ThreadCache, FreshObjectsCountInTheListAndComeOutOnce) {
+  std::thread t([] {
+    const uint32_t cl = SizeClassOf(256);
+    std::vector<void *> objs;
+    for (int i = 0; i < 200 && tls_cache->lists[cl].fresh_count() == 0; i++) objs.push_back(spanalloc_malloc(256));
+    const FreeList &l = tls_cache->lists[cl];
+    ASSERT_GT(l.fresh_count(), 0u) << "slow start's refill of 16 from a new span's tail";
+    uint32_t linked = 0;
+    for (void *p = l.head; p != ListEnd(); p = LinkOf(p)) linked++;
+    EXPECT_EQ(linked + l.fresh_count(), l.length());
+    EXPECT_LE(l.length(), l.max_length);
+    const char *fresh = l.fresh_start();
+    EXPECT_EQ(EntryClass(ClassEntry(fresh)), cl);
+    EXPECT_EQ(SpanOf(fresh), SpanOf(fresh + (l.fresh_count() - 1) * kClassShape[cl].size)) << "one span";
+    std::set<void *> seen(objs.begin(), objs.end());
+    ASSERT_EQ(seen.size(), objs.size());
+    for (uint32_t i = 0, n = l.length(); i < n; i++) {
+      void *p = spanalloc_malloc(256);
+      EXPECT_TRUE(seen.insert(p).second) << "handed out twice: " << p;
+      objs.push_back(p);
+    }
+    EXPECT_EQ(l.fresh_count(), 0u);
+    // Some back, then fresh ones again, then a flush with fresh objects left.
+    const size_t first_round = objs.size();
+    for (size_t i = 0; i < first_round; i += 2) spanalloc_free(objs[i]);
+    for (int i = 0; i < 100; i++) objs.push_back(spanalloc_malloc(256));
+    for (size_t i = 0; i < objs.size(); i++)
+      if (i % 2 == 1 || i >= first_round) spanalloc_free(objs[i]);
+  });
+  t.join();
+  for (uint32_t cl = 1; cl < kNumClasses; cl++) ASSERT_EQ(g_central[cl].Validate(), nullptr);
 }
 
 TEST(ThreadCache, ObjectsFreedOnAnotherThreadAreReused) {

@@ -4,22 +4,25 @@
 //
 // The input is a header (the class, and sometimes a shape of our own: short
 // spans, odd batches) and then a program of operations: RemoveRange of any n,
+// with or without a run asked for (ObjectRun: a span's free tail, unlinked),
 // InsertRange of any n of the objects held (whole batches go to transfer
-// slots; with or without the tail given), ReleaseSlots, and page-heap
-// refusals. Objects held by the "user" are written over and then poisoned
-// (ASan): the list must not touch an object it handed out until it is given
-// back.
+// slots; with or without the tail given), InsertRun of a run's end, taking a
+// run's first objects one by one (as a thread cache does), ReleaseSlots, and
+// page-heap refusals. Objects held by the "user" are written over and then
+// poisoned (ASan); a run's objects are poisoned as they come: the list must
+// not touch an object it handed out until it is given back.
 //
 // After every operation:
 //   - Validate();
 //   - every object handed out is an object start inside a span of the class,
 //     below its object count, handed out once, its bit clear in its span;
-//     a range has exactly the count returned, its tail is the last object,
-//     and the count is n, or a whole batch, or less only if the page heap
-//     refused;
+//     a range has exactly the count returned less the run's, its tail is the
+//     last object, and the count is n, or a whole batch, or less only if the
+//     page heap refused; a run is consecutive objects of one span, at least
+//     kMinRun, only when asked for;
 //   - counts conserved: per span, popcount(free bits) = free count and no bit
 //     past the object count; over all spans, objects out = held by the user
-//     + in transfer slots; the list's statistics (spans, free in spans) equal
+//     + in runs + in transfer slots; the list's statistics (spans, free in spans) equal
 //     the fake's;
 //   - a span goes back only when all its objects are free (FakePages checks),
 //     with no object held by the user inside it.
@@ -75,12 +78,15 @@ class Harness {
     pages_.on_free = [this](Span *s) {
       for (void *p : held_)
         if (s->contains(p)) Fail("span returned with a held object in it", uintptr_t(p), s->start_addr());
+      for (const ObjectRun &r : runs_)
+        if (s->contains(r.start)) Fail("span returned with a held run in it", uintptr_t(r.start), s->start_addr());
     };
     for (int step = 0; !in_.done() && step < 2000; step++) {
       Step();
       Check();
     }
     pages_.fail_next = 0;
+    while (!runs_.empty()) GiveBackRun(runs_.size() - 1, 0);
     while (!held_.empty()) Insert(int(held_.size() < shape_.batch ? held_.size() : shape_.batch), held_.size() & 1);
     list_->ReleaseSlots();
     Check();
@@ -96,10 +102,10 @@ class Harness {
       case 0:
       case 1:
       case 2:
-        Remove(1 + in_.u8() % shape_.batch);
+        Remove(1 + in_.u8() % shape_.batch, op & 0x10);
         break;
       case 3:
-        Remove(int(shape_.batch));
+        Remove(int(shape_.batch), op & 0x10);
         break;
       case 4:
       case 5:
@@ -111,6 +117,16 @@ class Harness {
         }
         break;
       case 6:
+        if ((op & 0x10) && !runs_.empty()) {
+          uint8_t k = in_.u8();
+          size_t r = k % runs_.size();
+          uint32_t m = in_.u8() % runs_[r].count;
+          if ((k & 0x80) || m == 0)
+            GiveBackRun(r, m);
+          else
+            TakeFromRun(r, m);
+          break;
+        }
         if (g_trace) fprintf(stderr, "ReleaseSlots\n");
         list_->ReleaseSlots();
         break;
@@ -120,23 +136,47 @@ class Harness {
     }
   }
 
-  void Remove(int n) {
+  // Checks that p is an object of the class out of its span and never handed
+  // out before, and records it as handed out.
+  void CheckHandedOut(void *p, int i) {
+    Span *s = pages_.SpanOf(p);
+    CHECK(s != nullptr && s->size_class == cl_, uintptr_t(p), i);
+    long idx = pages_.ObjectIndex(s, p);
+    CHECK(idx >= 0, uintptr_t(p), s->start_addr());
+    CHECK(!(s->free_bits[idx / 64] >> (idx % 64) & 1), uintptr_t(p), idx);  // out, so not free in its span
+    CHECK(held_set_.insert(p).second, uintptr_t(p), i);                     // never handed out twice
+  }
+
+  void Remove(int n, bool with_run) {
     void *head = nullptr, *tail = nullptr;
     uint64_t before = pages_.refusals;
-    int got = list_->RemoveRange(&head, &tail, n);
-    if (g_trace) fprintf(stderr, "RemoveRange(%d) = %d\n", n, got);
+    ObjectRun run{reinterpret_cast<void *>(1), 12345};  // RemoveRange empties it
+    int got = list_->RemoveRange(&head, &tail, n, with_run ? &run : nullptr);
+    if (!with_run) run = ObjectRun{};
+    if (g_trace) fprintf(stderr, "RemoveRange(%d%s) = %d (run %u)\n", n, with_run ? ", run" : "", got, run.count);
     CHECK(got >= 0 && got <= int(shape_.batch), got, n);
     if (!(got == n || (n > 1 && got == int(shape_.batch)))) CHECK(pages_.refusals > before && got < n, got, n);
-    if (got == 0) return;
+    CHECK(run.count <= uint32_t(got), run.count, got);
+    if (run.count != 0) {
+      CHECK(run.count >= uint32_t(FakeCentralList::kMinRun), run.count, n);
+      char *start = static_cast<char *>(run.start);
+      Span *s = pages_.SpanOf(start);
+      for (uint32_t i = 0; i < run.count; i++) {
+        CheckHandedOut(start + size_t(i) * shape_.size, int(i));
+        CHECK(pages_.SpanOf(start + size_t(i) * shape_.size) == s, i, run.count);
+      }
+      ASAN_POISON_MEMORY_REGION(start, size_t(run.count) * shape_.size);
+      runs_.push_back(run);
+    }
+    got -= int(run.count);
+    if (got == 0) {
+      CHECK(head == nullptr && tail == nullptr, uintptr_t(head), uintptr_t(tail));
+      return;
+    }
     void *p = head;
     for (int i = 0; i < got; i++) {
       CHECK(p != nullptr, i, got);
-      Span *s = pages_.SpanOf(p);
-      CHECK(s != nullptr && s->size_class == cl_, uintptr_t(p), i);
-      long idx = pages_.ObjectIndex(s, p);
-      CHECK(idx >= 0, uintptr_t(p), s->start_addr());
-      CHECK(!(s->free_bits[idx / 64] >> (idx % 64) & 1), uintptr_t(p), idx);  // out, so not free in its span
-      CHECK(held_set_.insert(p).second, uintptr_t(p), i);                     // never handed out twice
+      CheckHandedOut(p, i);
       held_.push_back(p);
       void *next = LinkOf(p);
       if (i + 1 == got) {
@@ -150,6 +190,39 @@ class Harness {
       memset(held_[i], 0xee, shape_.size);
       ASAN_POISON_MEMORY_REGION(held_[i], shape_.size);
     }
+  }
+
+  // Gives run r back from its object m on (InsertRun); the rest stays held.
+  void GiveBackRun(size_t r, uint32_t m) {
+    ObjectRun &run = runs_[r];
+    char *from = static_cast<char *>(run.start) + size_t(m) * shape_.size;
+    uint32_t n = run.count - m;
+    for (uint32_t i = 0; i < n; i++) held_set_.erase(from + size_t(i) * shape_.size);
+    ASAN_UNPOISON_MEMORY_REGION(from, size_t(n) * shape_.size);
+    if (g_trace) fprintf(stderr, "InsertRun(%u of %u)\n", n, run.count);
+    run.count = m;
+    if (m == 0) {  // before the call: on_free checks the runs still held
+      runs_[r] = runs_.back();
+      runs_.pop_back();
+    }
+    list_->InsertRun(ObjectRun{from, n});
+  }
+
+  // Takes the first m objects of run r one by one, as a thread cache would,
+  // and uses them.
+  void TakeFromRun(size_t r, uint32_t m) {
+    ObjectRun &run = runs_[r];
+    char *start = static_cast<char *>(run.start);
+    if (g_trace) fprintf(stderr, "take %u of a run of %u\n", m, run.count);
+    for (uint32_t i = 0; i < m; i++) {
+      void *p = start + size_t(i) * shape_.size;
+      ASAN_UNPOISON_MEMORY_REGION(p, shape_.size);
+      memset(p, 0xee, shape_.size);
+      ASAN_POISON_MEMORY_REGION(p, shape_.size);
+      held_.push_back(p);
+    }
+    run.start = start + size_t(m) * shape_.size;
+    run.count -= m;
   }
 
   // Gives back n held objects, picked by the input, as one linked range.
@@ -193,13 +266,16 @@ class Harness {
       out += shape_.objects - s->free_count;
       span_free += s->free_count;
     }
-    for (void *p : held_) {
+    uint64_t in_runs = 0;
+    for (const ObjectRun &r : runs_) in_runs += r.count;
+    CHECK(held_set_.size() == held_.size() + in_runs, held_set_.size(), held_.size() + in_runs);
+    for (void *p : held_set_) {
       Span *s = pages_.SpanOf(p);
       CHECK(s != nullptr, uintptr_t(p), 0);
       long idx = pages_.ObjectIndex(s, p);
       CHECK(idx >= 0 && !(s->free_bits[idx / 64] >> (idx % 64) & 1), uintptr_t(p), idx);
     }
-    CHECK(out == held_.size() + st.slot_objects, out, held_.size() + st.slot_objects);
+    CHECK(out == held_set_.size() + st.slot_objects, out, held_set_.size() + st.slot_objects);
     if (pages_.allocated > 0 || st.spans > 0) {
       CHECK(st.spans == pages_.spans().size(), st.spans, pages_.spans().size());
       CHECK(st.span_free == span_free, st.span_free, span_free);
@@ -212,8 +288,9 @@ class Harness {
   uint32_t cl_ = 0;
   ClassShape shape_{};
   std::unique_ptr<FakeCentralList> list_;
-  std::vector<void *> held_;
-  std::unordered_set<void *> held_set_;
+  std::vector<void *> held_;             // handed out, linked or taken from a run
+  std::vector<ObjectRun> runs_;          // handed out as runs, untouched
+  std::unordered_set<void *> held_set_;  // every object of held_ and runs_
 };
 
 }  // namespace
