@@ -150,16 +150,21 @@ TEST(PageHeap, ReleaseReturnsMemoryAndReusedMemoryIsZero) {
 TEST(PageHeap, HugePageModeReleasesWholeHugePagesOnly) {
   PageHeap &heap = g_test_heap;
   Options saved = g_options;
-  g_options.hugepages = true;
-  g_options.release_delay_ms = 0;
-  g_options.retain_bytes = 0;
   constexpr Length kHuge = kHugePageSize >> kPageShift;
   // A span starting 10 pages past a huge-page boundary, 600 pages long: one
   // whole huge page inside ([246, 502) of it), 246 + 98 pages around it.
-  Span *block = Large(heap, kHuge, kHuge);
+  // Cut from one block, in order, whatever free spans earlier tests left:
+  // with none of them committed, its tail is the only committed free span,
+  // and a request takes a committed span first.
+  heap.ReleaseAll();
+  Span *block = Large(heap, kHuge + 10 + 600 + 1, kHuge);
+  ASSERT_TRUE(heap.ResizeInPlace(block, kHuge));
   Span *pad = Large(heap, 10);
   Span *s = Large(heap, 600);
   Span *after = Large(heap, 1);
+  g_options.hugepages = true;
+  g_options.release_delay_ms = 0;
+  g_options.retain_bytes = 0;
   ASSERT_EQ(pad->start, block->start + kHuge);
   ASSERT_EQ(s->start, pad->start + 10);
   ASSERT_EQ(after->start, s->start + 600);
