@@ -51,7 +51,7 @@ SPANALLOC_SAMPLE_PATH void FreeOffPath(void *p, uint64_t e, const char *func) no
   // The thread has no cache (g_empty_cache, whose magics are 0): the fast
   // path's remaining checks, then the slow path (which creates one).
   FreeList *l = &tls_cache->lists[cl];
-  if (MayBeFree(*static_cast<LinkWord *>(p) ^ LinkKey(p))) return FreeSuspect(p, l, func);
+  if (MayBeFree(p)) return FreeSuspect(p, l, func);
   ThreadCache::FreeSlow(p, cl);
 }
 
@@ -84,8 +84,7 @@ void FreeSuspect(void *p, FreeList *list, const char *func) noexcept {
 // True when small block p (class entry e) is free: its first word is a
 // valid link (free_list.h).
 bool SmallBlockIsFree(const void *p, uint64_t e) noexcept {
-  void *link = LinkOf(p);
-  return MayBeFree(reinterpret_cast<uintptr_t>(link)) && FreeBlockLinkIsValid(link, EntryClass(e));
+  return MayBeFree(p) && FreeBlockLinkIsValid(LinkOf(p), EntryClass(e));
 }
 
 // The span of large block p, or a fatal report of why p is not one: not

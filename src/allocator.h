@@ -42,29 +42,31 @@
 //     secret) + link check 2 (test against the mask in memory, jne; it also
 //     finds the empty list, whose head is ListEnd()) + room, head, clearing
 //     the first word 3 + ret 1.
-//   free: 25 = flat lookup 5 (copy, shr, cmp limit, jae, the entry's load at
+//   free: 24 = flat lookup 5 (copy, shr, cmp limit, jae, the entry's load at
 //     the map's fixed address) + list and offset 5 (TLS offset, movzwl list
 //     offset, lea 8p + offset, add %fs:, sub entry: page_map.h's layout) +
 //     object-start test 3 (imul, cmp by the list's magic, jae; it also sends
 //     class 0 and threads without a cache off the fast path) + double-free
-//     filter 6 (secret, first word, key, xor, shr 47, je) + room 2 (subl,
-//     js) + push 3 + ret 1.
-//   sized delete / free_sized up to 1 KiB: free's 25 + 6 (size test, table,
+//     filter 3 (the secret's top 16 bits, cmp with the first word's, je:
+//     MayBeFree) + room 2 (subl, js) + push 5 (secret, xor slot, xor head,
+//     two stores) + ret 1.
+//   sized delete / free_sized up to 1 KiB: free's 24 + 6 (size test, table,
 //     class compare).
-// bench/fastpath.sh (callgrind) counts 50 per malloc+free pair in pattern
-// (a) and 55 in (b): these 41 and the caller's loop, 9 in (a) and 14 in (b)
+// bench/fastpath.sh (callgrind) counts 49 per malloc+free pair in pattern
+// (a) and 54 in (b): these 40 and the caller's loop, 9 in (a) and 14 in (b)
 // with the two calls and their PLT jumps. History: 62/67 before the encoded
 // lists, 71/76 with them alone, 67/72 with the class table by size, 64/69
 // with list offsets in the size table and class-map entries, 61/66 with one
 // magic test for class 0, threads without a cache and interior pointers,
 // 59/64 with a room counter, 55/60 with the flat class map, 53/58 with
 // ListEnd(), 52/57 with the offset by lea, 51/56 with the entry's start
-// shifted by 3, 50/55 with the map at a fixed address.
-// What 50 in (b) would take: 5 fewer (its loop alone is 14, leaving the
-// allocator 36 of today's 41). Of the 41, the hardening takes 16 --
-// object-start test 5 (lea, sub, imul, cmp, jae), double-free filter 4
-// (first word, xor, shr, je), link check 2, clearing the first word 1, link
-// encoding 4 (xor slot and secret in malloc, the key in free) -- the flat
+// shifted by 3, 50/55 with the map at a fixed address, 49/54 with the
+// double-free filter on the first word's top 16 bits (a compare, no xor).
+// What 50 in (b) would take: 4 fewer (its loop alone is 14, leaving the
+// allocator 36 of today's 40). Of the 40, the hardening takes 15 --
+// object-start test 5 (lea, sub, imul, cmp, jae), double-free filter 3
+// (secret's bits, cmp, je), link check 2, clearing the first word 1, link
+// encoding 4 (xor slot and secret in malloc and in free) -- the flat
 // view's bound 2, and the shared library 1 per call (the TLS offset's GOT
 // load; libspanalloc.a's PIC objects keep it too). 50 in (b) therefore means
 // giving up a check the trust issue requires by default (e.g. the
@@ -161,11 +163,21 @@ SPANALLOC_NOINLINE SPANALLOC_SAMPLE_PATH void FreeOffPath(void *p, uint64_t e, c
 // in full, reports, or frees the block as usual.
 SPANALLOC_COLD void FreeSuspect(void *p, FreeList *l, const char *func) noexcept;
 
-// The free-list filter of free(): a first word that decodes to a canonical
-// address (bits 63..47 clear). Cheaper than the full plausibility test and
-// enough here: a live block's first word passes it with probability 2^-17
-// (then FreeSuspect tells the two apart), a free block's always does.
-SPANALLOC_INLINE bool MayBeFree(uint64_t decoded) { return (decoded >> 47) == 0; }
+// The free-list filter of free(): block p's first word decodes to a link
+// whose bits 63..48 are clear, as every link's are (user addresses, and
+// null). Cheaper than the full plausibility test and enough here: a live
+// block's first word passes it with probability 2^-16 (then FreeSuspect
+// tells the two apart; a cleared word, a pointer, a small or negative
+// integer never pass: the secret's bit 63 is set and its bit 62 clear), a
+// free block's always does. Those bits of a decoded link are the stored
+// word's xor the secret's, whatever the slot (every block lies below 2^47),
+// so the filter is one 16-bit load of bytes 6..7 compared with the
+// secret's (free_list.h, LinkTop16). A program that has just stored a byte
+// or an int at p[0] does not overlap that load, which the CPU then forwards
+// from malloc's clearing store; a whole-word load would wait for both
+// stores to reach the cache (churn's phase A -- malloc, p[0] = c, free --
+// took x 1.4 the time).
+SPANALLOC_INLINE bool MayBeFree(const void *p) { return LinkTop16(p) == LinkTop16(&g_link_secret); }
 
 // off * l.magic, with the magic read from the list by the multiply itself
 // (GCC otherwise loads it into a register first: one instruction more).
@@ -187,10 +199,9 @@ SPANALLOC_INLINE void FreeWithEntry(void *p, uint64_t e, const char *func) {
   // span (class 0, whose list's magic is 0), a thread without a cache
   // (g_empty_cache: every magic 0), and p not the start of an object.
   if (SPANALLOC_UNLIKELY(TimesMagic(off, l) >= l.magic)) return FreeOffPath(p, e, func);
-  uint64_t key = LinkKey(p);
-  if (SPANALLOC_UNLIKELY(MayBeFree(*static_cast<LinkWord *>(p) ^ key))) return FreeSuspect(p, &l, func);
+  if (SPANALLOC_UNLIKELY(MayBeFree(p))) return FreeSuspect(p, &l, func);
   if (SPANALLOC_UNLIKELY(--l.room < 0)) return ThreadCache::FreeSlowList(p, &l);  // it adds room back
-  *static_cast<LinkWord *>(p) = reinterpret_cast<uintptr_t>(l.head) ^ key;
+  SetLink(p, l.head);
   l.head = p;
 }
 
@@ -229,7 +240,7 @@ SPANALLOC_INLINE void *Realloc(void *p, size_t n) {
   uint64_t e = ClassEntry(p);
   if (uint32_t cl = EntryClass(e); cl != 0) {
     size_t old = ClassSize(cl);
-    if (n <= old && n >= old / 2 && IsObjectStart(p, e) && !MayBeFree(*static_cast<const LinkWord *>(p) ^ LinkKey(p)))
+    if (n <= old && n >= old / 2 && IsObjectStart(p, e) && !MayBeFree(p))
       return p;
   } else if (p != nullptr) {
     Span *s = SpanOf(p);

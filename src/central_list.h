@@ -133,6 +133,8 @@ class alignas(64) CentralListT {
   int LinkFreeLocked(Span *s, uint32_t from, uint32_t limit, int max, void **first, void **last);
   int TakeWithRunLocked(Span *s, int max, ObjectRun *run, void **first, void **last);
   void ToSpansLocked(void *head, int n);
+  void RunToSpanLocked(Span *s, uint32_t run);
+  [[noreturn]] SPANALLOC_COLD void BadObjectLocked(const void *prev);
   bool GrowLocked();
   void LinkSpanLocked(Span *s);
   void UnlinkSpanLocked(Span *s);

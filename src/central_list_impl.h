@@ -4,12 +4,21 @@
 // them for a fake page heap.
 #pragma once
 
+#include <cstddef>
+
 #include "central_list.h"
 #include "free_list.h"
 
 namespace spanalloc {
 
 namespace central_list_internal {
+// Prefetch of the lines of s's free bitmap. s may be null or wild: a
+// prefetch never faults (and the address is integer arithmetic).
+inline void PrefetchBitmap(const Span *s) {
+  uintptr_t bits = reinterpret_cast<uintptr_t>(s) + offsetof(Span, free_bits);
+  for (uintptr_t at = 0; at < sizeof(Span::free_bits); at += 64) __builtin_prefetch(reinterpret_cast<const void *>(bits + at), 1);
+  __builtin_prefetch(reinterpret_cast<const void *>(bits + sizeof(Span::free_bits) - 1), 1);
+}
 // Bit count without libgcc's helper (the library links only libc).
 inline uint32_t PopCount(uint64_t w) {
   w -= (w >> 1) & 0x5555555555555555ull;
@@ -195,42 +204,82 @@ int CentralListT<Env>::FromSpansLocked(void **head, void **tail, int n, ObjectRu
   return got;
 }
 
+// Objects go back in runs: consecutive objects of one span (a batch of
+// frees made in allocation order, or of one freed range, mostly is one run)
+// set their bits one by one, but the span's count, the list's count and the
+// span's place on the partial list are updated once per run. Per object: a
+// range test against the run's span, one multiply for both the object-start
+// test and the index (no division), the link, and the bit.
 template <class Env>
 void CentralListT<Env>::ToSpansLocked(void *head, int n) {
   SPANALLOC_DCHECK(lock_.IsHeld());
   const uint32_t size = env_.Shape(cl_).size;
   const uint32_t objects = env_.Shape(cl_).objects;
+  // off % size == 0 exactly when off * magic (mod 2^64) < magic, and then
+  // off / size is the high half of the product (off < 2^32; size_classes.h).
+  const uint64_t magic = ~uint64_t{0} / size + 1;
+  const uint64_t objects_bytes = uint64_t(objects) * size;
   Span *s = nullptr;
+  uintptr_t base = 0;
+  uint64_t limit = 0;  // objects_bytes while s is a span of this class, else 0
+  uint32_t run = 0;    // objects of s back since its counts were updated
   void *prev = nullptr;
   for (int i = 0; i < n; i++) {
     void *obj = head;
     // The full check of every link (free_list.h), before obj is touched: an
     // object start in a small span of this class.
-    if (s == nullptr || !s->contains(obj)) s = env_.SpanOf(obj);
-    uintptr_t off = s != nullptr ? reinterpret_cast<uintptr_t>(obj) - s->start_addr() : 0;
-    uint32_t idx = uint32_t(off / size);
-    if (s == nullptr || s->state != SpanState::kSmall || s->size_class != cl_ || off != uint64_t(idx) * size) {
-      if (prev != nullptr) FatalCorruptLink(prev, cl_, "free");
-      FatalInternal("central list: object not in a span of its class");
+    uint64_t off = reinterpret_cast<uintptr_t>(obj) - base;
+    if (off >= limit) {
+      if (run != 0) RunToSpanLocked(s, run);
+      run = 0;
+      s = env_.SpanOf(obj);
+      // The bitmap's lines load alongside the header's, not after the index
+      // (a new run's span is usually cold: last touched when it was carved).
+      central_list_internal::PrefetchBitmap(s);
+      if (s == nullptr || s->state != SpanState::kSmall || s->size_class != cl_) BadObjectLocked(prev);
+      base = s->start_addr();
+      limit = objects_bytes;
+      off = reinterpret_cast<uintptr_t>(obj) - base;
+      if (off >= limit) BadObjectLocked(prev);
     }
-    if (i + 1 < n) head = LinkOf(obj);
+    unsigned __int128 product = static_cast<unsigned __int128>(off) * magic;
+    if (SPANALLOC_UNLIKELY(uint64_t(product) >= magic)) BadObjectLocked(prev);
+    uint64_t idx = uint64_t(product >> 64);
+    head = LinkOf(obj);  // the last object's (null, unused): obj is ours
     prev = obj;
     uint64_t bit = uint64_t{1} << (idx % 64);
-    if (s->free_bits[idx / 64] & bit) FatalMisuse("free", obj, "double free", "already free in its span", size);
-    s->free_bits[idx / 64] |= bit;
-    s->free_count++;
-    span_free_++;
-    if (s->free_count == 1) LinkSpanLocked(s);
-    if (s->free_count == objects && !(partial_ == s && s->next == nullptr)) {
-      // Every object is back: the span's pages return to the page heap,
-      // unless it is the class's only partial span (kept against thrashing).
-      UnlinkSpanLocked(s);
-      span_free_ -= objects;
-      spans_--;
-      env_.FreeSpan(s);
-      s = nullptr;
-    }
+    uint64_t &word = s->free_bits[idx / 64];
+    if (SPANALLOC_UNLIKELY(word & bit)) FatalMisuse("free", obj, "double free", "already free in its span", size);
+    word |= bit;
+    run++;
   }
+  if (run != 0) RunToSpanLocked(s, run);
+}
+
+// run more objects of s are free (their bits set). Links s to the partial
+// list if it was full; returns it to the page heap if every object is back,
+// unless it is the class's only partial span (kept against thrashing).
+template <class Env>
+void CentralListT<Env>::RunToSpanLocked(Span *s, uint32_t run) {
+  const uint32_t objects = env_.Shape(cl_).objects;
+  uint32_t before = s->free_count;
+  s->free_count = before + run;
+  span_free_ += run;
+  if (before == 0) LinkSpanLocked(s);
+  if (s->free_count == objects && !(partial_ == s && s->next == nullptr)) {
+    UnlinkSpanLocked(s);
+    span_free_ -= objects;
+    spans_--;
+    env_.FreeSpan(s);
+  }
+}
+
+// A batch object that is not an object start in a span of this class: the
+// link that led to it (prev's) was overwritten, or the list is broken.
+template <class Env>
+void CentralListT<Env>::BadObjectLocked(const void *prev) {
+  if (prev != nullptr) FatalCorruptLink(prev, cl_, "free");
+  FatalInternal("central list: object not in a span of its class");
 }
 
 template <class Env>

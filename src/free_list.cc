@@ -46,7 +46,9 @@ bool LinkIsValid(const void *link, uint32_t cl) noexcept {
   uint64_t e = ClassEntry(link);
   if (EntryClass(e) != cl) return false;
   uint64_t off = reinterpret_cast<uintptr_t>(link) - EntrySpanStart(e);
-  return off * kClassMagic[cl] < kClassMagic[cl];
+  // An object start, and not in the span's tail past its last object (an
+  // object there would overlap the next span).
+  return off * kClassMagic[cl] < kClassMagic[cl] && off < uint64_t(kClassShape[cl].objects) * kClassShape[cl].size;
 }
 
 void *CheckedLinkOf(const void *slot, uint32_t cl, const char *func) noexcept {

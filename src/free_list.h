@@ -25,7 +25,7 @@
 // Where links are checked:
 //   malloc fast path (allocator.h)   -- plausibility of the popped link, inline;
 //                                       an implausible one is reported, not followed.
-//   free fast path (allocator.h)     -- plausibility of the freed block's own
+//   free fast path (allocator.h)     -- the top 16 bits of the freed block's own
 //                                       first word: double-free suspicion.
 //   thread-cache flush (thread_cache.cc) -- plausibility of each link walked
 //                                       (a full check there cost the consumer of a
@@ -65,6 +65,12 @@ constexpr void *ListEnd() { return const_cast<uint64_t *>(&g_list_end); }
 
 // A free object's first word, as the allocator reads and writes it.
 using LinkWord = uint64_t __attribute__((may_alias));
+// The top 16 bits of a word (bits 63..48): free()'s double-free filter
+// (allocator.h, MayBeFree) reads only these of a block's first word.
+SPANALLOC_INLINE uint16_t LinkTop16(const void *word) {
+  using Top = uint16_t __attribute__((may_alias));
+  return static_cast<const Top *>(word)[__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__ ? 3 : 0];
+}
 
 SPANALLOC_INLINE uint64_t LinkKey(const void *slot) { return g_link_secret ^ reinterpret_cast<uintptr_t>(slot); }
 // The decoded link of free object `slot` (no check).
@@ -86,7 +92,7 @@ SPANALLOC_INLINE bool LinkIsPlausible(const void *link) {
 // Sets the secret if it is not set yet (any thread, any number of times).
 void InitLinkSecret() noexcept;
 // Full check: link is null or the start of an object in a small span of
-// class cl.
+// class cl (not in the span's tail past its last object).
 bool LinkIsValid(const void *link, uint32_t cl) noexcept;
 // The link of free object slot of class cl, checked in full; a fatal report
 // (naming func and slot) when it does not hold.

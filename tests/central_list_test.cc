@@ -163,6 +163,24 @@ TEST_F(CentralListTest, CorruptedLinkIsReportedBeforeTheSpanIsTouched) {
   EXPECT_DEATH(corrupt(1), "spanalloc: free-list corruption of 0x[0-9a-f]+ \\(free: [0-9]+-byte block");
 }
 
+TEST_F(CentralListTest, LinkIntoASpansTailIsCorruption) {
+  // Past a span's last object lies its tail waste; an address there at a
+  // multiple of the size passes the object-start arithmetic, but is no
+  // object: its bit would count an object that does not exist.
+  uint32_t cl = 1;
+  while (cl < kNumClasses && (kClassShape[cl].pages * kPageSize) % kClassShape[cl].size == 0) cl++;
+  ASSERT_LT(cl, kNumClasses);
+  auto into_tail = [cl] {
+    void *h, *t;
+    g_central[cl].RemoveRange(&h, &t, 1);
+    char *base = reinterpret_cast<char *>(SpanOf(h)->start_addr());
+    void *tail = base + size_t(kClassShape[cl].objects) * kClassShape[cl].size;
+    SetLink(h, tail);
+    g_central[cl].InsertRange(h, tail, 2);
+  };
+  EXPECT_DEATH(into_tail(), "spanalloc: free-list corruption of 0x[0-9a-f]+ \\(free: [0-9]+-byte block");
+}
+
 TEST_F(CentralListTest, ConcurrentRemoveAndInsert) {
   const uint32_t cl = 6;
   std::vector<std::thread> threads;
@@ -261,6 +279,41 @@ TEST_F(FakeListTest, WholeSpansGoBackButTheLastPartialOne) {
     EXPECT_EQ(list.Validate(), nullptr);
   }
   EXPECT_EQ(pages.freed, 2u) << "two spans back, one kept against thrashing";
+  EXPECT_EQ(list.Stats().spans, 1u);
+  EXPECT_EQ(list.Stats().span_free, per_span);
+}
+
+TEST_F(FakeListTest, OneBatchOverManySpansInAnyOrder) {
+  // Objects go back to their spans in runs (central_list_impl.h): a batch
+  // that alternates between spans, comes back to one, and makes spans whole
+  // in its middle keeps every count right.
+  const uint32_t cl = 25;
+  pages.SetShape(cl, 1, 64);
+  FakeCentralList list(cl, FakeCentralEnv{&pages});
+  uint32_t per_span = pages.Shape(cl).objects;
+  std::vector<void *> objs = Take(list, int(4 * per_span));
+  ASSERT_EQ(objs.size(), 4 * per_span);
+  // Keep one object of the last span out; send the rest back interleaved:
+  // span 0's and 1's objects alternating, then 2's, then 3's but one.
+  std::vector<void *> order;
+  for (uint32_t i = 0; i < per_span; i++) {
+    order.push_back(objs[i]);
+    order.push_back(objs[per_span + i]);
+  }
+  for (uint32_t i = 0; i < per_span; i++) order.push_back(objs[2 * per_span + i]);
+  for (uint32_t i = 0; i + 1 < per_span; i++) order.push_back(objs[3 * per_span + i]);
+  list.InsertRange(Link(order, 0, order.size()), int(order.size()));
+  EXPECT_EQ(list.Validate(), nullptr);
+  // Span 0 whole while 1 is partial: back to the page heap; span 1 whole
+  // while no other span is partial: kept against thrashing; span 2 whole
+  // while 1 is kept: back; span 3 partial.
+  EXPECT_EQ(pages.freed, 2u);
+  EXPECT_EQ(list.Stats().spans, 2u);
+  EXPECT_EQ(list.Stats().span_free, 2 * per_span - 1);
+  SetLink(objs.back(), nullptr);
+  list.InsertRange(objs.back(), 1);
+  EXPECT_EQ(list.Validate(), nullptr);
+  EXPECT_EQ(pages.freed, 3u);
   EXPECT_EQ(list.Stats().spans, 1u);
   EXPECT_EQ(list.Stats().span_free, per_span);
 }

@@ -64,6 +64,42 @@ TEST_F(FreeListTest, OverwrittenLinksDecodeImplausibly) {
   EXPECT_LT(plausible, 16) << "of " << kTries;
 }
 
+// free()'s filter (allocator.h, MayBeFree) reads only the top 16 bits of
+// the block's first word; it must say exactly what the whole decoded word
+// says: bits 63..48 of the link clear.
+TEST_F(FreeListTest, TopBitsFilterEqualsTheDecodedWordTest) {
+  alignas(16) uint64_t slots[2];
+  std::mt19937_64 rng(777);
+  auto decoded_test = [](const void *slot) { return (reinterpret_cast<uintptr_t>(LinkOf(slot)) >> 48) == 0; };
+  int suspects = 0;
+  for (int i = 0; i < (1 << 18); i++) {
+    void *slot = &slots[i & 1];
+    uint64_t w = rng();
+    // Half the words random, half a link (encoded as free() writes it) with
+    // some bits flipped, so that both outcomes are exercised.
+    if (i & 2) {
+      SetLink(slot, reinterpret_cast<void *>((w & 0x7ffffffffff8) | (i & 4 ? 0 : uint64_t{1} << (48 + i % 16))));
+    } else {
+      memcpy(slot, &w, 8);
+    }
+    ASSERT_EQ(MayBeFree(slot), decoded_test(slot)) << std::hex << *static_cast<uint64_t *>(slot);
+    suspects += MayBeFree(slot);
+  }
+  EXPECT_GT(suspects, 1 << 14) << "the links written as free() writes them";
+  // A cleared first word (malloc's) is never a suspect; a freed block always is.
+  slots[0] = 0;
+  EXPECT_FALSE(MayBeFree(&slots[0]));
+  for (uint64_t w : {uint64_t{0x41} /* a program's byte at p[0] */, ~uint64_t{0}, uint64_t(-42),
+                     reinterpret_cast<uintptr_t>(&slots[1])}) {
+    slots[0] = w;
+    EXPECT_FALSE(MayBeFree(&slots[0])) << std::hex << w;
+  }
+  SetLink(&slots[0], ListEnd());
+  EXPECT_TRUE(MayBeFree(&slots[0]));
+  SetLink(&slots[0], nullptr);
+  EXPECT_TRUE(MayBeFree(&slots[0]));
+}
+
 TEST_F(FreeListTest, FullCheckAcceptsOnlyObjectStartsOfTheClass) {
   const uint32_t cl = 9;
   const uint32_t size = kClassShape[cl].size;
@@ -73,6 +109,16 @@ TEST_F(FreeListTest, FullCheckAcceptsOnlyObjectStartsOfTheClass) {
   EXPECT_TRUE(LinkIsValid(nullptr, cl));
   EXPECT_TRUE(LinkIsValid(obj, cl));
   EXPECT_FALSE(LinkIsValid(obj + 8, cl)) << "interior";
+  uint32_t tail_cl = 1;  // a class whose spans have a tail of waste
+  while ((kClassShape[tail_cl].pages * kPageSize) % kClassShape[tail_cl].size == 0) tail_cl++;
+  void *th, *tt;
+  ASSERT_EQ(g_central[tail_cl].RemoveRange(&th, &tt, 1), 1);
+  char *past_last = reinterpret_cast<char *>(EntrySpanStart(ClassEntry(th))) +
+                    size_t(kClassShape[tail_cl].objects) * kClassShape[tail_cl].size;
+  EXPECT_TRUE(LinkIsValid(past_last - kClassShape[tail_cl].size, tail_cl)) << "the last object";
+  EXPECT_FALSE(LinkIsValid(past_last, tail_cl)) << "in the tail, a multiple of the size from the start";
+  SetLink(th, nullptr);
+  g_central[tail_cl].InsertRange(th, 1);
   EXPECT_FALSE(LinkIsValid(obj, cl + 1)) << "other class";
   static char not_heap[64];
   EXPECT_FALSE(LinkIsValid(not_heap, cl)) << "not ours";
