@@ -60,27 +60,27 @@
 // list flushes a batch back. A CPU with no slow path for the release delay
 // counts as idle: the background release thread (scavenger.cc) drains it;
 // malloc_trim drains every CPU.
-// Trimming, so that the lists hold what threads take back rather than up to
-// the budget: each list keeps its low-water count, the least it held after
-// any refill since the last trim; when a thread exits (after its cache was
-// flushed into its CPU's lists), that CPU's lists give what stayed below
-// their low-water marks -- objects no refill needed for as long as the
-// thread lived, or since the previous exit on that CPU -- to the central
-// lists, and the marks restart at the counts left. Without it, a program
-// whose threads come and go keeps every list near its limit: a list's
-// level is a random walk between the exits' flushes and the next threads'
-// refills, with a floor (an empty list refills from the central list) and a
-// ceiling (the limit), so it drifts up to the ceiling (bench/threads' peak
-// RSS at 1 thread: 7.4 MiB before, 5.0 MiB with this and the consumer rule
-// of thread_cache.cc's Overflow). Only exits trim: a process whose threads
-// live on keeps its lists busy (trimming every 16-64 slow paths cost
-// livesets at 16-64 threads a third or more CPU time), and its idle CPUs
-// are drained as above.
+// Threads that come and go: an exiting thread's cache goes to the central
+// lists (ThreadCache::FlushAll), within reach of every CPU, not into its
+// CPU's lists; and each list keeps its low-water count, the least it held
+// after any refill since the last trim. When a thread exits, its CPU's
+// lists give what stayed below their marks -- objects no refill needed
+// since the previous exit on that CPU -- to the central lists, and the
+// marks restart at the counts left. Without both, a program whose threads
+// come and go keeps every list near its limit: a list's level is a random
+// walk between flushes and refills, with a floor (an empty list refills
+// from the central list) and a ceiling (the limit), so it drifts up to the
+// ceiling (bench/threads' peak RSS at 1 thread: 7.4 MiB before, 4.4 MiB
+// with both and the consumer rule of thread_cache.cc's Overflow). Only
+// exits trim: a process whose threads live on keeps its lists busy
+// (trimming every 16-64 slow paths cost livesets at 16-64 threads a third
+// or more CPU time), and its idle CPUs are drained as above.
 //
 // Fork: every change is committed by one store, so the child finds each list
 // whole; objects another thread held between a take and a push in the
 // parent are lost to the child, never handed out twice. Thread exit: the
-// exiting thread trims its CPU's lists (above); no per-thread state.
+// exiting thread trims its CPU's lists (above); there is no per-thread
+// state here.
 #pragma once
 
 #include <atomic>
@@ -112,8 +112,8 @@ class CpuCache {
   // current CPU's list; a full list first gives its newest batch to the
   // central list; what still does not fit goes there too.
   static void InsertRange(uint32_t cl, void *head, void *tail, uint32_t n) noexcept;
-  // The calling thread is exiting and its cache was flushed: trims the
-  // lists of the CPU it runs on (Bounds, above).
+  // The calling thread is exiting and its cache was flushed (to the central
+  // lists): trims the lists of the CPU it runs on (Bounds, above).
   static void ThreadExiting() noexcept;
   // malloc and free of class cl by a thread without a cache when On().
   // Alloc returns nullptr with errno ENOMEM when the OS refuses memory.

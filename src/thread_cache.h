@@ -121,7 +121,8 @@ class ThreadCache {
   // empty (p is ListEnd(): AllocSlowList), or the link was overwritten
   // (reported; aborts).
   SPANALLOC_SAMPLE_PATH static void *PopImplausible(void *p, FreeList *l) noexcept;
-  // Returns every cached object to the central lists (thread exit, trim).
+  // Returns every cached object to the central lists (thread exit, trim,
+  // a fork child's dead threads), in cpu mode too.
   void FlushAll();
   // Called by the thread-exit destructor and by tests.
   static void DestroyCurrent();
@@ -200,6 +201,8 @@ class ThreadCache {
   // refilled_[cl]: class cl had a refill since its last overflow. In cpu
   // mode only such a list grows when it overflows (thread_cache.cc).
   bool refilled_[kNumClasses] = {};
+  // Set while FlushAll runs: its flushes skip the CPU's lists (thread_cache.cc).
+  bool flushing_all_ = false;
   ThreadCache *reg_next_ = nullptr;  // registry links, g_registry_lock
   ThreadCache *reg_prev_ = nullptr;
 };
