@@ -13,6 +13,9 @@ Span *CentralListEnv::AllocSpan(Length pages, uint32_t cl) { return g_page_heap.
 void CentralListEnv::FreeSpan(Span *s) { g_page_heap.Free(s); }
 Span *CentralListEnv::SpanOf(const void *p) const { return spanalloc::SpanOf(p); }
 bool CentralListEnv::LinkIsValid(const void *link, uint32_t cl) const { return spanalloc::LinkIsValid(link, cl); }
+uint32_t CentralListEnv::ListClass(const void *list) const {
+  return uint32_t(static_cast<const CentralList *>(list) - g_central_lists.list);
+}
 
 template class CentralListT<CentralListEnv>;
 

@@ -11,10 +11,11 @@
 //                     objects tracked by each span's free bitmap; partial
 //                     batches and overflow from the slots go back here, and a
 //                     span whose objects are all free returns to the page heap.
-//                     A refill may take a span's free tail as a run
-//                     (ObjectRun), never written by the list: lazy carving,
-//                     so that objects a thread never uses stay untouched
-//                     (thread_cache.h, FreeList::fresh).
+//                     A refill may take the first objects of a span whose
+//                     objects are all free as a run (ObjectRun), never
+//                     written by the list: lazy carving, so that objects a
+//                     thread never uses stay untouched (thread_cache.h,
+//                     FreeList::fresh).
 // Lock order: a central lock may be held while taking the page-heap lock,
 // never the reverse.
 //
@@ -22,14 +23,16 @@
 // in production; a fake page heap in tests/central_list_test.cc and
 // tests/fuzz/central_list_fuzz.cc): spans of n pages for a class and their
 // return, the span holding an address, the full check of a free-list link,
-// and the class shape. The list's class is a constructor argument. The member
+// and the class shape, and the class of a production list (its place in
+// g_central_lists). The list's class is a constructor argument (the tests'
+// lists) or found on first use (g_central_lists, all zero so that it sits in
+// .bss: a list costs RSS only once used). The member
 // functions are defined in central_list_impl.h, which central_list.cc
 // instantiates for CentralListEnv (and the tests for their fakes).
 
 #pragma once
 
 #include <cstdint>
-#include <utility>
 
 #include "common.h"
 #include "lock.h"
@@ -63,6 +66,7 @@ struct CentralListEnv {
   Span *SpanOf(const void *p) const;                      // nullptr if none
   bool LinkIsValid(const void *link, uint32_t cl) const;  // free_list.h
   const ClassShape &Shape(uint32_t cl) const { return kClassShape[cl]; }
+  uint32_t ListClass(const void *list) const;             // its index in g_central_lists
 };
 
 template <class Env>
@@ -70,10 +74,7 @@ class alignas(64) CentralListT {
  public:
   // At most ~256 KiB of batches per class (InitLocked), and at most this many:
   // 16 rather than 64 caps only the classes under 128 B (16 batches of 128
-  // objects), with the same instruction count on bench prodcons, and keeps
-  // g_central_lists, which is in .data (each list holds its class), at 23 KiB
-  // instead of 80: a .data page is resident once read (mapped from the
-  // file with its neighbours), which cost small programs ~60 KiB of RSS.
+  // objects), with the same instruction count on bench prodcons.
   static constexpr int kMaxSlots = 16;
   // A run is handed out only when its objects reach past the OS page its
   // first one starts on: linking them would write to more pages than the
@@ -82,9 +83,15 @@ class alignas(64) CentralListT {
   static constexpr uintptr_t kRunPage = 4096;
   // Nor for fewer objects than this (short refills: a thread's first ones of a
   // class), which cost more instructions as a run than they save in memory.
+  // (Runs from the free tails of partly used spans as well cut churn's peak
+  // no further and raised app's by 0.37 MiB: the thread cache held a
+  // different set of spans, and the page heap's free spans fit app's large
+  // requests less often.)
   static constexpr int kMinRun = 16;
 
   constexpr explicit CentralListT(uint32_t cl, const Env &env = Env()) : cl_(cl), env_(env) {}
+  // All zero; the class comes from Env::ListClass on first use.
+  constexpr CentralListT() = default;
   CentralListT(const CentralListT &) = delete;
   CentralListT &operator=(const CentralListT &) = delete;
 
@@ -92,12 +99,10 @@ class alignas(64) CentralListT {
   // one is there and n > 1; returns how many, linked from *head to *tail
   // (tail's next is null). 0 only when the OS refuses memory.
   // With `run` (emptied first), some of them may come back as *run instead,
-  // unlinked: objects from the free tail of one span (the objects after its
-  // last one handed out, which no one has used since the span was carved, if
-  // it was carved in order), at least kMinRun and reaching past one OS page.
-  // The count returned includes
-  // them; *head and *tail are null when all are in the run. Without `run`,
-  // every object is linked.
+  // unlinked: the first objects of a span whose objects are all free (a span
+  // just carved, most often), at least kMinRun and reaching past one OS page.
+  // The count returned includes them; *head and *tail are null when all are
+  // in the run. Without `run`, every object is linked.
   int RemoveRange(void **head, void **tail, int n, ObjectRun *run = nullptr);
   // Gives back a run taken from RemoveRange (all of it or its untaken end),
   // its objects never written: their bits are set again in their span, as
@@ -129,9 +134,6 @@ class alignas(64) CentralListT {
   };
   void InitLocked();
   int FromSpansLocked(void **head, void **tail, int n, ObjectRun *run);
-  uint32_t FreeTailLocked(const Span *s) const;
-  int LinkFreeLocked(Span *s, uint32_t from, uint32_t limit, int max, void **first, void **last);
-  int TakeWithRunLocked(Span *s, int max, ObjectRun *run, void **first, void **last);
   void ToSpansLocked(void *head, int n);
   void RunToSpanLocked(Span *s, uint32_t run);
   [[noreturn]] SPANALLOC_COLD void BadObjectLocked(const void *prev);
@@ -140,7 +142,10 @@ class alignas(64) CentralListT {
   void UnlinkSpanLocked(Span *s);
 
   Mutex lock_{LockRank::kCentral};
-  const uint32_t cl_;  // set at construction
+  // Set at construction, or by the first InitLocked (lock_ held) when 0;
+  // constant from then on, before any object of the list exists, so read
+  // without the lock wherever the caller holds such an object.
+  uint32_t cl_ = 0;
   // Protected by lock_:
   uint32_t batch_ = 0;  // 0 until first use
   int max_slots_ = 0;
@@ -156,15 +161,11 @@ class alignas(64) CentralListT {
 using CentralList = CentralListT<CentralListEnv>;
 extern template class CentralListT<CentralListEnv>;  // central_list.cc
 
-// One list per class, each constructed with its class.
+// One list per class, all zero (in .bss): list[cl] finds its class cl on
+// first use. (In .data, each holding its class, they cost every process
+// their 23 KiB of file pages, resident once read: mapped with their
+// neighbours.)
 struct CentralLists {
- private:
-  // (Defined before its use below: clang 14 cannot evaluate it otherwise.)
-  template <size_t... kClass>
-  constexpr explicit CentralLists(std::index_sequence<kClass...>) : list{CentralList(uint32_t(kClass))...} {}
-
- public:
-  constexpr CentralLists() : CentralLists(std::make_index_sequence<kNumClasses>()) {}
   CentralList list[kNumClasses];
 };
 extern CentralLists g_central_lists;

@@ -44,6 +44,8 @@ inline void ForEachRangeWord(uint32_t first, uint32_t n, F f) {
 template <class Env>
 void CentralListT<Env>::InitLocked() {
   InitLinkSecret();  // before this class's first link is written
+  if (cl_ == 0) cl_ = env_.ListClass(this);
+  if (cl_ == 0 || cl_ >= kNumClasses) FatalInternal("central list: no class");
   batch_ = env_.Shape(cl_).batch;
   // Transfer slots hold at most ~256 KiB per class.
   size_t batch_bytes = size_t(batch_) * env_.Shape(cl_).size;
@@ -91,94 +93,32 @@ bool CentralListT<Env>::GrowLocked() {
   return true;
 }
 
-// Where the free tail of span s starts: the index after its last object
-// handed out (the object count when that is its last object).
-template <class Env>
-uint32_t CentralListT<Env>::FreeTailLocked(const Span *s) const {
-  uint32_t first = env_.Shape(cl_).objects;
-  if (s->free_count == first) return 0;  // a span just carved
-  while (first > 0) {
-    uint32_t w = (first - 1) / 64;
-    uint32_t below = first - w * 64;  // bits of word w under `first`: 1..64
-    uint64_t out = ~s->free_bits[w] & (below == 64 ? ~uint64_t{0} : (uint64_t{1} << below) - 1);
-    if (out != 0) return w * 64 + 64 - uint32_t(__builtin_clzll(out));
-    first = w * 64;
-  }
-  return 0;
-}
-
-// Links up to max free objects of span s in words from/64 on and below index
-// `limit`, lowest first, after *last (or from *first when *last is null).
-// Returns how many.
-template <class Env>
-SPANALLOC_INLINE int CentralListT<Env>::LinkFreeLocked(Span *s, uint32_t from, uint32_t limit, int max, void **first,
-                                                       void **last) {
-  const uint32_t size = env_.Shape(cl_).size;
-  char *base = reinterpret_cast<char *>(s->start_addr());
-  int got = 0;
-  for (uint32_t w = from / 64; w * 64 < limit && got < max && s->free_count > 0; w++) {
-    uint64_t below = limit - w * 64 >= 64 ? ~uint64_t{0} : (uint64_t{1} << (limit - w * 64)) - 1;
-    uint64_t taken = s->free_bits[w] & below;
-    uint64_t bits = taken;
-    int before = got;
-    while (bits && got < max) {
-      int b = __builtin_ctzll(bits);
-      bits &= bits - 1;
-      void *obj = base + size_t(w * 64 + b) * size;
-      if (*last)
-        SetLink(*last, obj);
-      else
-        *first = obj;
-      *last = obj;
-      got++;
-    }
-    s->free_bits[w] ^= taken ^ bits;  // clears the bits taken
-    s->free_count -= uint32_t(got - before);
-  }
-  return got;
-}
-
-// FromSpansLocked's part for one span s when a run is wanted: up to max
-// objects, those below the free tail linked first, then the tail as *run
-// when it is long enough (kMinRun, kRunPage), else linked too.
-template <class Env>
-SPANALLOC_NOINLINE int CentralListT<Env>::TakeWithRunLocked(Span *s, int max, ObjectRun *run, void **first,
-                                                            void **last) {
-  const ClassShape &shape = env_.Shape(cl_);
-  uint32_t tail_start = FreeTailLocked(s);
-  int got = LinkFreeLocked(s, 0, tail_start, max, first, last);
-  if (got == max || tail_start == shape.objects) return got;
-  // Everything below the tail is taken.
-  uint32_t k = uint32_t(max - got) < shape.objects - tail_start ? uint32_t(max - got) : shape.objects - tail_start;
-  uintptr_t start = s->start_addr() + uintptr_t(tail_start) * shape.size;
-  if (k >= uint32_t(kMinRun) && (start + uintptr_t(k - 1) * shape.size) / kRunPage != start / kRunPage) {
-    central_list_internal::ForEachRangeWord(tail_start, k,
-                                            [s](uint32_t w, uint64_t mask) { s->free_bits[w] &= ~mask; });
-    s->free_count -= k;
-    run->start = reinterpret_cast<void *>(start);
-    run->count = k;
-    got += int(k);
-  }
-  return got + LinkFreeLocked(s, tail_start, shape.objects, max - got, first, last);
-}
-
 template <class Env>
 int CentralListT<Env>::FromSpansLocked(void **head, void **tail, int n, ObjectRun *run) {
   SPANALLOC_DCHECK(lock_.IsHeld());
-  const uint32_t size = env_.Shape(cl_).size;
+  const ClassShape &shape = env_.Shape(cl_);
+  const uint32_t size = shape.size;
   void *first = nullptr;
   void *last = nullptr;
   int got = 0;
   while (got < n) {
     if (partial_ == nullptr && !GrowLocked()) break;
     Span *s = partial_;
-    // One run per call at most; otherwise the lowest free objects, linked.
-    if (run != nullptr && run->count == 0 && n - got >= kMinRun) {
-      got += TakeWithRunLocked(s, n - got, run, &first, &last);
-      if (s->free_count == 0) UnlinkSpanLocked(s);
-      continue;
-    }
     char *base = reinterpret_cast<char *>(s->start_addr());
+    // One run per call at most, from a span whose objects are all free;
+    // otherwise the lowest free objects, linked.
+    if (run != nullptr && run->count == 0 && n - got >= kMinRun && s->free_count == shape.objects) {
+      uint32_t k = uint32_t(n - got) < shape.objects ? uint32_t(n - got) : shape.objects;
+      if (k >= uint32_t(kMinRun) && reinterpret_cast<uintptr_t>(base + size_t(k - 1) * shape.size) / kRunPage !=
+                                        reinterpret_cast<uintptr_t>(base) / kRunPage) {
+        central_list_internal::ForEachRangeWord(0, k, [s](uint32_t w, uint64_t mask) { s->free_bits[w] &= ~mask; });
+        s->free_count -= k;
+        *run = ObjectRun{base, k};
+        got += int(k);
+        if (s->free_count == 0) UnlinkSpanLocked(s);
+        continue;
+      }
+    }
     for (uint32_t w = 0; got < n && s->free_count > 0; w++) {
       uint64_t bits = s->free_bits[w];
       while (bits && got < n) {

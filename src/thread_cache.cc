@@ -236,6 +236,17 @@ void ThreadCache::GrowLimit(uint32_t cl, uint32_t &max_length) {
   max_bytes_ += bytes;
 }
 
+// Slow start, after a refill of `got` objects of class cl.
+SPANALLOC_INLINE void ThreadCache::GrowAfterRefill(uint32_t cl, uint32_t got) {
+  FreeList &l = lists[cl];
+  GrowMaxLength(cl);
+  refilled_[cl] = true;
+  if (got > l.max_length) {
+    max_bytes_ += uint64_t(got - l.max_length) * kClassShape[cl].size;
+    l.set_max_length(got);
+  }
+}
+
 void *ThreadCache::Refill(uint32_t cl) {
   FreeList &l = lists[cl];
   const ClassShape &shape = kClassShape[cl];
@@ -246,34 +257,45 @@ void *ThreadCache::Refill(uint32_t cl) {
   // In cpu mode the CPU's list first (objects freed on this CPU: no lock).
   int got = CpuCache::On() ? CpuCache::RemoveRange(cl, &head, &tail, uint32_t(want)) : 0;
   bool from_cpu = got != 0;
-  // From the central list, the free tail of a span may come as a run
-  // (fresh objects, linked only as they are needed: PopFresh).
+  // From the central list, the start of an all-free span may come as a run
+  // (fresh objects, linked only as they are needed: RefillWithRun).
   ObjectRun run;
   if (got == 0) got = g_central[cl].RemoveRange(&head, &tail, want, &run);
   if (got == 0) return nullptr;
-  const uint32_t linked = uint32_t(got) - run.count;
+  if (SPANALLOC_UNLIKELY(run.count != 0)) return RefillWithRun(cl, head, tail, uint32_t(got), run);
   // Fewer than a batch: from the spans, in address order (a whole batch may
   // be a transfer slot's, in any order: left as it is, O(1); so is a chain
   // from the CPU's list, objects already spread by earlier refills).
-  if (!from_cpu && linked != 0 && linked < shape.batch && PerLine(cl) != 0)
-    head = SpreadOverLines(head, linked, cl, &tail);
-  GrowMaxLength(cl);
-  refilled_[cl] = true;
-  if (uint32_t(got) > l.max_length) {
-    max_bytes_ += uint64_t(uint32_t(got) - l.max_length) * shape.size;
-    l.set_max_length(uint32_t(got));
-  }
+  if (!from_cpu && uint32_t(got) < shape.batch && PerLine(cl) != 0) head = SpreadOverLines(head, uint32_t(got), cl, &tail);
+  GrowAfterRefill(cl, uint32_t(got));
+  SetLink(tail, ListEnd());  // was null: the end of a central batch
+  void *p = head;
+  l.head = CheckedListLinkOf(head, cl, "malloc");
+  l.set_length(uint32_t(got - 1));
+  PublishClass(cl);
+  return HandOut(p);
+}
+
+// Refill's end when `run` is part of the `got` objects: the linked ones
+// (from the spans, in address order: spread as Refill spreads them) first,
+// then the run as the list's fresh objects. Out of line, so that Refill
+// costs no more without one.
+SPANALLOC_NOINLINE void *ThreadCache::RefillWithRun(uint32_t cl, void *head, void *tail, uint32_t got,
+                                                    const ObjectRun &run) {
+  FreeList &l = lists[cl];
+  const uint32_t linked = got - run.count;
+  if (linked != 0 && PerLine(cl) != 0) head = SpreadOverLines(head, linked, cl, &tail);
+  GrowAfterRefill(cl, got);
   l.set_fresh(run.start, run.count);
   void *p;
   if (linked == 0) {
-    l.set_length(uint32_t(got));
+    l.set_length(got);
     p = PopFresh(cl);
   } else {
     SetLink(tail, ListEnd());  // was null: the end of a central batch
-    p = head;
     l.head = CheckedListLinkOf(head, cl, "malloc");
-    l.set_length(uint32_t(got - 1));
-    p = HandOut(p);
+    l.set_length(got - 1);
+    p = HandOut(head);
   }
   PublishClass(cl);
   return p;
@@ -283,7 +305,7 @@ void *ThreadCache::Refill(uint32_t cl) {
 // whose first word is on the OS page of the next one (at least that one) and
 // pops it; the rest stay fresh. Tiny classes are linked a line apart, as
 // SpreadOverLines does.
-SPANALLOC_NOINLINE void *ThreadCache::PopFresh(uint32_t cl) {
+void *ThreadCache::PopFresh(uint32_t cl) {
   FreeList &l = lists[cl];
   const uint32_t size = kClassShape[cl].size;
   char *start = l.fresh_start();

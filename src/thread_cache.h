@@ -32,6 +32,8 @@
 
 namespace spanalloc {
 
+struct ObjectRun;  // central_list.h
+
 // One class's list. 32 bytes so that indexing is a shift; `magic` is the
 // divisibility constant of 8 times the class's size (kListMagic), kept here so free() finds it
 // beside the list instead of in a separate table. A magic of 0 fails free()'s
@@ -45,9 +47,9 @@ namespace spanalloc {
 // room <= 0 whenever length >= max_length; while sampling (max_length 0) it
 // is -length.
 //
-// `fresh` (lazy carving, thread_cache.cc): objects a refill took from the
-// free tail of a span (central_list.h, ObjectRun) and not linked yet, so not
-// written: start | count << 48, 0 for none. They count in length; malloc
+// `fresh` (lazy carving, thread_cache.cc): objects a refill took as a run
+// from a span whose objects were all free (central_list.h, ObjectRun) and
+// not linked yet, so not written: start | count << 48, 0 for none. They count in length; malloc
 // pops only the linked objects, and when none is left its slow path links
 // the fresh objects on the next OS page (and fork, flush and stats see
 // them too). So a page of a refill that the thread never uses is never
@@ -151,6 +153,8 @@ class ThreadCache {
   void GrowMaxLength(uint32_t cl);
   static uint64_t Budget();
   void *Refill(uint32_t cl);
+  void GrowAfterRefill(uint32_t cl, uint32_t got);
+  void *RefillWithRun(uint32_t cl, void *head, void *tail, uint32_t got, const ObjectRun &run);
   void *PopFresh(uint32_t cl);
   void ReturnFresh(uint32_t cl);
   void Overflow(uint32_t cl);

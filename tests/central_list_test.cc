@@ -8,6 +8,7 @@
 #include <sys/mman.h>
 
 #include <algorithm>
+#include <cstring>
 #include <set>
 #include <thread>
 #include <vector>
@@ -207,8 +208,27 @@ TEST_F(CentralListTest, ConcurrentRemoveAndInsert) {
   EXPECT_EQ(g_central[cl].Validate(), nullptr);
 }
 
-// Lazy carving (central_list.h, ObjectRun): the free tail of a span comes as
-// a run, which the list never writes, so its pages stay untouched.
+// The production lists start all zero (so g_central_lists sits in .bss and
+// an unused list costs no RSS) and find their class on first use.
+TEST_F(CentralListTest, ListsStartAllZeroAndFindTheirClassOnFirstUse) {
+  static const CentralList kUnused;
+  for (uint32_t cl : {2u, 17u, kNumClasses - 2}) {
+    const unsigned char *bytes = reinterpret_cast<const unsigned char *>(&g_central[cl]);
+    EXPECT_EQ(memcmp(bytes, &kUnused, sizeof(CentralList)), 0) << "class " << cl;
+#ifdef NDEBUG  // (debug builds' mutexes hold their lock rank)
+    EXPECT_EQ(std::count(bytes, bytes + sizeof(CentralList), 0), long(sizeof(CentralList))) << "class " << cl;
+#endif
+    void *h, *t;
+    ASSERT_EQ(g_central[cl].RemoveRange(&h, &t, 1), 1);
+    EXPECT_EQ(g_central[cl].size_class(), cl);
+    EXPECT_EQ(EntryClass(ClassEntry(h)), cl);
+    g_central[cl].InsertRange(h, t, 1);
+    EXPECT_EQ(g_central[cl].Validate(), nullptr);
+  }
+}
+
+// Lazy carving (central_list.h, ObjectRun): a new span's first objects come
+// as a run, which the list never writes, so its pages stay untouched.
 TEST_F(CentralListTest, ARunOfANewSpanLeavesItsPagesUntouched) {
   const uint32_t cl = SizeClassOf(256);
   ASSERT_GE(kClassShape[cl].objects, 32u);  // two OS pages of objects at least
@@ -339,9 +359,10 @@ TEST_F(FakeListTest, ARefusingPageHeapGivesFewerOrNone) {
   EXPECT_EQ(list.Validate(), nullptr);
 }
 
-// The free tail of a span comes as a run (unwritten: the fake's fill byte
-// stays), the objects below it linked first; a run given back is free again.
-TEST_F(FakeListTest, FreeTailsComeAsRunsAfterTheHolesBelowThem) {
+// The first objects of an all-free span come as a run (unwritten: the fake's
+// fill byte stays); a span partly used is linked as ever; a run given back
+// is free again.
+TEST_F(FakeListTest, RunsComeFromAllFreeSpansOnly) {
   const uint32_t cl = SizeClassOf(256);
   FakeCentralList list(cl, FakeCentralEnv{&pages});
   const uint32_t size = pages.Shape(cl).size, objects = pages.Shape(cl).objects;
@@ -349,7 +370,7 @@ TEST_F(FakeListTest, FreeTailsComeAsRunsAfterTheHolesBelowThem) {
   void *h, *t;
   ObjectRun run;
   ASSERT_EQ(list.RemoveRange(&h, &t, 20, &run), 20);
-  ASSERT_EQ(run.count, 20u) << "a new span: all of it tail";
+  ASSERT_EQ(run.count, 20u) << "a new span";
   EXPECT_EQ(h, nullptr);
   char *base = static_cast<char *>(run.start);
   EXPECT_EQ(pages.SpanOf(base)->start_addr(), reinterpret_cast<uintptr_t>(base));
@@ -361,7 +382,7 @@ TEST_F(FakeListTest, FreeTailsComeAsRunsAfterTheHolesBelowThem) {
   for (size_t i = 0; i < single.size(); i++) EXPECT_EQ(single[i], base + (20 + i) * size);
   list.InsertRun(ObjectRun{base + 10 * size, 10});
   EXPECT_EQ(list.Validate(), nullptr);
-  // 16 more: the holes 10..19 first, then 6 of the tail, too few for a run.
+  // 16 more from the span, partly used: linked, lowest first.
   ASSERT_EQ(list.RemoveRange(&h, &t, 16, &run), 16);
   EXPECT_EQ(run.count, 0u);
   std::vector<void *> got = Collect(h, 16);
@@ -377,6 +398,13 @@ TEST_F(FakeListTest, FreeTailsComeAsRunsAfterTheHolesBelowThem) {
   }
   EXPECT_EQ(list.Validate(), nullptr);
   EXPECT_EQ(list.Stats().span_free, objects);
+  EXPECT_EQ(pages.spans().size(), 1u) << "the class's only span is kept";
+  // All free again: a run again.
+  ASSERT_EQ(list.RemoveRange(&h, &t, 20, &run), 20);
+  EXPECT_EQ(run.start, base);
+  EXPECT_EQ(run.count, 20u);
+  list.InsertRun(run);
+  EXPECT_EQ(list.Validate(), nullptr);
   EXPECT_DEATH(list.InsertRun(ObjectRun{base, 4}), "run given back is already free");
 }
 

@@ -148,8 +148,8 @@ TEST(ThreadCache, ConsecutiveTinyObjectsAreALineApart) {
   t.join();
 }
 
-// Lazy carving (thread_cache.h, FreeList::fresh): a refill from the free
-// tail of a new span keeps the objects past the first OS page unlinked; they
+// Lazy carving (thread_cache.h, FreeList::fresh): a refill that reaches a
+// new span keeps the objects past the first OS page unlinked; they
 // count in the list's length, come out one by one, each once, and go back
 // to the central list unlinked.
 TEST(ThreadCache, FreshObjectsCountInTheListAndComeOutOnce) {
@@ -158,7 +158,7 @@ TEST(ThreadCache, FreshObjectsCountInTheListAndComeOutOnce) {
     std::vector<void *> objs;
     for (int i = 0; i < 200 && tls_cache->lists[cl].fresh_count() == 0; i++) objs.push_back(spanalloc_malloc(256));
     const FreeList &l = tls_cache->lists[cl];
-    ASSERT_GT(l.fresh_count(), 0u) << "slow start's refill of 16 from a new span's tail";
+    ASSERT_GT(l.fresh_count(), 0u) << "slow start's refill of 32 reaches a second span";
     uint32_t linked = 0;
     for (void *p = l.head; p != ListEnd(); p = LinkOf(p)) linked++;
     EXPECT_EQ(linked + l.fresh_count(), l.length());

@@ -4,7 +4,8 @@
 //
 // The input is a header (the class, and sometimes a shape of our own: short
 // spans, odd batches) and then a program of operations: RemoveRange of any n,
-// with or without a run asked for (ObjectRun: a span's free tail, unlinked),
+// with or without a run asked for (ObjectRun: an all-free span's first
+// objects, unlinked),
 // InsertRange of any n of the objects held (whole batches go to transfer
 // slots; with or without the tail given), InsertRun of a run's end, taking a
 // run's first objects one by one (as a thread cache does), ReleaseSlots, and
