@@ -19,10 +19,10 @@
 //   free(p)                                              [fast path, no lock]
 //     e = flat class map[p >> 13]          page_map.h: (span start | class);
 //                                          above the flat view -> through the root
-//     (p - span start) % size != 0, by the list's magic -> FreeOffPath:
-//                                          class 0 (its magic is 0): large span,
+//     p not one of its span's objects,     -> FreeOffPath:
+//     by the list's magic and limit        class 0 (its limit is 0): large span,
 //                                          or not ours (fatal error); a thread
-//                                          without a cache (magics 0); else
+//                                          without a cache (limits 0); else
 //                                          fatal: not the start of an object
 //     p's first word decodes to a link -> FreeSuspect: a double free (fatal),
 //                                          unless the full check says no
@@ -45,7 +45,7 @@
 //   free: 24 = flat lookup 5 (copy, shr, cmp limit, jae, the entry's load at
 //     the map's fixed address) + list and offset 5 (TLS offset, movzwl list
 //     offset, lea 8p + offset, add %fs:, sub entry: page_map.h's layout) +
-//     object-start test 3 (imul, cmp by the list's magic, jae; it also sends
+//     object-start test 3 (imul by the list's magic, cmp with its limit, jae; it also sends
 //     class 0 and threads without a cache off the fast path) + double-free
 //     filter 3 (the secret's top 16 bits, cmp with the first word's, je:
 //     MayBeFree) + room 2 (subl, js) + push 5 (secret, xor slot, xor head,
@@ -112,11 +112,12 @@ void CheckSize(const void *p, size_t n, size_t align, const char *func) noexcept
 // ---- fast paths ---------------------------------------------------------
 
 // True when p, in a small span with class-map entry e (class != 0), is the
-// start of an object: (p - span start) % size == 0, by the class's magic.
+// start of one of its objects: (p - span start) % size == 0 and not in the
+// span's tail, by the class's magic and limit (size_classes.h).
 SPANALLOC_INLINE bool IsObjectStart(const void *p, uint64_t e) {
   uint64_t off = reinterpret_cast<uintptr_t>(p) - EntrySpanStart(e);
-  uint64_t magic = kClassMagic[EntryClass(e)];
-  return off * magic < magic;
+  uint32_t cl = EntryClass(e);
+  return off * kClassMagic[cl] < kClassLimit[cl];
 }
 
 // The current thread's list at byte offset list_off (class << 5).
@@ -190,15 +191,16 @@ SPANALLOC_INLINE void FreeWithEntry(void *p, uint64_t e, const char *func) {
   uint64_t list_off = uint16_t(e);  // movzwl: e's bits 12..15 are 0 (page_map.h)
   // off = 8 * p + list_off - e = 8 * (p - span start), by lea and one sub
   // (GCC otherwise copies list_off, then subtracts and adds), tested against
-  // the list's magic for 8 * size.
+  // the list's magic and limit for 8 * size.
   uint64_t off;
   asm("leaq (%1,%2,8), %0" : "=r"(off) : "r"(list_off), "r"(p));
   off -= e;
   FreeList &l = ListAt(list_off);
   // One test for three cases (FreeOffPath tells them apart): p not in a small
-  // span (class 0, whose list's magic is 0), a thread without a cache
-  // (g_empty_cache: every magic 0), and p not the start of an object.
-  if (SPANALLOC_UNLIKELY(TimesMagic(off, l) >= l.magic)) return FreeOffPath(p, e, func);
+  // span (class 0, whose list's limit is 0), a thread without a cache
+  // (g_empty_cache: every limit 0), and p not the start of one of its span's
+  // objects (a slot in the span's tail past the last object included).
+  if (SPANALLOC_UNLIKELY(TimesMagic(off, l) >= l.limit)) return FreeOffPath(p, e, func);
   if (SPANALLOC_UNLIKELY(MayBeFree(p))) return FreeSuspect(p, &l, func);
   if (SPANALLOC_UNLIKELY(--l.room < 0)) return ThreadCache::FreeSlowList(p, &l);  // it adds room back
   SetLink(p, l.head);

@@ -15,7 +15,7 @@
 //                     objects are all free as a run (ObjectRun), never
 //                     written by the list: lazy carving, so that objects a
 //                     thread never uses stay untouched (thread_cache.h,
-//                     FreeList::fresh).
+//                     FreshRun).
 // Lock order: a central lock may be held while taking the page-heap lock,
 // never the reverse.
 //

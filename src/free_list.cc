@@ -47,8 +47,8 @@ bool LinkIsValid(const void *link, uint32_t cl) noexcept {
   if (EntryClass(e) != cl) return false;
   uint64_t off = reinterpret_cast<uintptr_t>(link) - EntrySpanStart(e);
   // An object start, and not in the span's tail past its last object (an
-  // object there would overlap the next span).
-  return off * kClassMagic[cl] < kClassMagic[cl] && off < uint64_t(kClassShape[cl].objects) * kClassShape[cl].size;
+  // object there would overlap the next span): kClassLimit.
+  return off * kClassMagic[cl] < kClassLimit[cl];
 }
 
 void *CheckedLinkOf(const void *slot, uint32_t cl, const char *func) noexcept {

@@ -48,6 +48,24 @@ inline constexpr std::array<uint64_t, kNumClasses> kClassMagic = [] {
   return m;
 }();
 
+// The same test bounded to a span's objects: for off below the span's bytes,
+// off * magic (mod 2^64) < limit exactly when off = k * d with k < objects
+// (d the divisor the magic was made for). A multiple k * d gives k * delta,
+// delta = magic * d mod 2^64 < d, and any other offset at least magic, so
+// limit = objects * delta (< magic) also rejects the slots of the span's
+// tail past its last object; a power-of-two d has delta 0 and no tail (its
+// spans hold whole objects), and limit 1. tests/size_classes_test.cc checks
+// every offset of every class's span.
+constexpr uint64_t ClassLimit(uint64_t magic, uint64_t d, uint64_t objects) {
+  uint64_t delta = magic * d;
+  return delta == 0 ? 1 : objects * delta;
+}
+inline constexpr std::array<uint64_t, kNumClasses> kClassLimit = [] {
+  std::array<uint64_t, kNumClasses> m{};
+  for (uint32_t c = 1; c < kNumClasses; c++) m[c] = ClassLimit(kClassMagic[c], kClassShape[c].size, kClassShape[c].objects);
+  return m;
+}();
+
 // kSmallIndex spread out to one byte per size up to 1 KiB: malloc's class
 // lookup is one load, with no rounding arithmetic (2 instructions fewer).
 inline constexpr std::array<uint8_t, 1025> kClassOfSmall = [] {

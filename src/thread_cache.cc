@@ -102,7 +102,7 @@ void *SpreadOverLines(void *head, uint32_t n, uint32_t cl, void **tail) {
   return first;
 }
 
-// Lazy carving (thread_cache.h, FreeList::fresh) links the fresh objects
+// Lazy carving (thread_cache.h, FreshRun) links the fresh objects
 // whose first word lies on one OS page at a time: linking writes that word,
 // and a page once written costs its RSS whatever else on it is written.
 constexpr uintptr_t kOsPage = 4096;
@@ -156,7 +156,7 @@ void *ThreadCache::AllocSlowInner(uint32_t cl) {
     l.room++;
     return HandOut(p);
   }
-  if (l.fresh != 0) {
+  if (!tc->fresh_[cl].empty()) {
     void *p = tc->PopFresh(cl);
     tc->PublishClass(cl);
     return p;
@@ -286,7 +286,7 @@ SPANALLOC_NOINLINE void *ThreadCache::RefillWithRun(uint32_t cl, void *head, voi
   const uint32_t linked = got - run.count;
   if (linked != 0 && PerLine(cl) != 0) head = SpreadOverLines(head, linked, cl, &tail);
   GrowAfterRefill(cl, got);
-  l.set_fresh(run.start, run.count);
+  fresh_[cl].set(run.start, run.count);
   void *p;
   if (linked == 0) {
     l.set_length(got);
@@ -308,14 +308,14 @@ SPANALLOC_NOINLINE void *ThreadCache::RefillWithRun(uint32_t cl, void *head, voi
 void *ThreadCache::PopFresh(uint32_t cl) {
   FreeList &l = lists[cl];
   const uint32_t size = kClassShape[cl].size;
-  char *start = l.fresh_start();
-  const uint32_t count = l.fresh_count();
+  char *start = fresh_[cl].start();
+  const uint32_t count = fresh_[cl].count();
   uintptr_t page_end = (reinterpret_cast<uintptr_t>(start) | (kOsPage - 1)) + 1;
   uint32_t k = uint32_t((page_end - reinterpret_cast<uintptr_t>(start) + size - 1) / size);
   if (k > count) k = count;
   // Off the run before they are linked: a fork child that finds this thread
   // stopped in between loses them rather than hands them out twice.
-  l.set_fresh(start + size_t(k) * size, count - k);
+  fresh_[cl].set(start + size_t(k) * size, count - k);
   __atomic_signal_fence(__ATOMIC_SEQ_CST);
   const uint32_t step = PerLine(cl) != 0 && k > PerLine(cl) ? PerLine(cl) : 1;
   void *head = ListEnd();
@@ -340,8 +340,8 @@ void *ThreadCache::PopFresh(uint32_t cl) {
 // Gives the fresh objects back to the central list as they are (unwritten).
 void ThreadCache::ReturnFresh(uint32_t cl) {
   FreeList &l = lists[cl];
-  ObjectRun run{l.fresh_start(), l.fresh_count()};
-  l.fresh = 0;
+  ObjectRun run{fresh_[cl].start(), fresh_[cl].count()};
+  fresh_[cl].clear();
   l.room += int32_t(run.count);
   g_central[cl].InsertRun(run);
 }
@@ -351,7 +351,7 @@ void ThreadCache::ReturnFresh(uint32_t cl) {
 // the thread will want first), else n linked ones from the list's head.
 void ThreadCache::ReleaseToCentral(uint32_t cl, uint32_t n) {
   FreeList &l = lists[cl];
-  if (l.fresh != 0) return ReturnFresh(cl);
+  if (!fresh_[cl].empty()) return ReturnFresh(cl);
   if (n > l.length()) n = l.length();
   if (n == 0) return;
   void *head = l.head;
@@ -475,10 +475,14 @@ void ThreadCache::SalvageAfterFork() {
     FreeList &l = lists[cl];
     // The fresh run, unless stopped halfway through its update (then lost);
     // the linked objects are length - fresh at most.
-    uint32_t fresh = l.fresh_count();
+    FreshRun &run = fresh_[cl];
+    uint32_t fresh = run.count();
     if (fresh != 0) {
-      char *last = l.fresh_start() + size_t(fresh - 1) * kClassShape[cl].size;
-      if (!LinkIsValid(l.fresh_start(), cl) || SpanOf(l.fresh_start()) != SpanOf(last)) l.fresh = fresh = 0;
+      char *last = run.start() + size_t(fresh - 1) * kClassShape[cl].size;
+      if (!LinkIsValid(run.start(), cl) || SpanOf(run.start()) != SpanOf(last)) {
+        run.clear();
+        fresh = 0;
+      }
     }
     uint32_t length = l.length();
     l.set_length(CutAtFirstBadLink(&l.head, length > fresh ? length - fresh : 0, cl, ListEnd()) + fresh);

@@ -35,37 +35,28 @@ namespace spanalloc {
 struct ObjectRun;  // central_list.h
 
 // One class's list. 32 bytes so that indexing is a shift; `magic` is the
-// divisibility constant of 8 times the class's size (kListMagic), kept here so free() finds it
-// beside the list instead of in a separate table. A magic of 0 fails free()'s
-// object-start test for every pointer: class 0's list (blocks that are not
-// small) and every list of g_empty_cache have it, so that free() sends them
-// off the fast path with no test of its own (allocator.h).
+// divisibility constant of 8 times the class's size (kListMagic) and `limit`
+// the bound free() compares the product with (kListLimit), kept here so
+// free() finds them beside the list instead of in a separate table: off *
+// magic < limit exactly when off = 8 * (p - span start) is 8 times the start
+// of one of the span's objects, not of a slot in its tail past the last one.
+// A magic and limit of 0 fail free()'s object-start test for every pointer:
+// class 0's list (blocks that are not small) and every list of
+// g_empty_cache have them, so that free() sends them off the fast path with
+// no test of its own (allocator.h).
 //
 // The list keeps room = max_length - length rather than its length, so that
 // free() tests and counts with one instruction: it decrements room and takes
 // the slow path when the result is negative (FreeSlowList then adds it back).
 // room <= 0 whenever length >= max_length; while sampling (max_length 0) it
 // is -length.
-//
-// `fresh` (lazy carving, thread_cache.cc): objects a refill took as a run
-// from a span whose objects were all free (central_list.h, ObjectRun) and
-// not linked yet, so not written: start | count << 48, 0 for none. They count in length; malloc
-// pops only the linked objects, and when none is left its slow path links
-// the fresh objects on the next OS page (and fork, flush and stats see
-// them too). So a page of a refill that the thread never uses is never
-// touched.
 struct FreeList {
   void *head = ListEnd();  // ListEnd() when empty (free_list.h)
   int32_t room = 0;
   uint32_t max_length = 0;  // change with set_max_length (room follows)
   uint64_t magic = 0;
-  uint64_t fresh = 0;
+  uint64_t limit = 0;
 
-  uint32_t fresh_count() const { return uint32_t(fresh >> 48); }
-  char *fresh_start() const { return reinterpret_cast<char *>(fresh & ((uint64_t{1} << 48) - 1)); }
-  void set_fresh(const void *start, uint32_t count) {  // user addresses are below 2^47
-    fresh = count == 0 ? 0 : reinterpret_cast<uintptr_t>(start) | uint64_t(count) << 48;
-  }
   uint32_t length() const { return uint32_t(int64_t(max_length) - room); }
   void set_length(uint32_t n) { room = int32_t(int64_t(max_length) - n); }
   void set_max_length(uint32_t m) {
@@ -75,6 +66,26 @@ struct FreeList {
 };
 static_assert(sizeof(FreeList) == 32);
 static_assert(sizeof(FreeList) == size_t{1} << kEntryClassShift, "class-map entries hold list offsets (page_map.h)");
+
+// A class's fresh objects (lazy carving, thread_cache.cc): objects a refill
+// took as a run from a span whose objects were all free (central_list.h,
+// ObjectRun) and not linked yet, so not written: start | count << 48, 0 for
+// none. They count in the list's length; malloc pops only the linked
+// objects, and when none is left its slow path links the fresh objects on
+// the next OS page (and fork, flush and stats see them too). So a page of a
+// refill that the thread never uses is never touched. Slow paths only: kept
+// beside the lists, not in them (free()'s limit has the list's last word).
+struct FreshRun {
+  uint64_t word = 0;
+
+  bool empty() const { return word == 0; }
+  uint32_t count() const { return uint32_t(word >> 48); }
+  char *start() const { return reinterpret_cast<char *>(word & ((uint64_t{1} << 48) - 1)); }
+  void set(const void *start, uint32_t count) {  // user addresses are below 2^47
+    word = count == 0 ? 0 : reinterpret_cast<uintptr_t>(start) | uint64_t(count) << 48;
+  }
+  void clear() { word = 0; }
+};
 
 // Byte offset of the list of requests of n bytes (n <= 1024) in a thread
 // cache: malloc's class and list in one load (2 KiB table).
@@ -93,9 +104,20 @@ inline constexpr std::array<uint64_t, kNumClasses> kListMagic = [] {
   return m;
 }();
 
+// free()'s bound for off * kListMagic[c] (off = 8 * (p - span start)):
+// ClassLimit's rule (size_classes.h) for 8 times the size; 0 for class 0.
+inline constexpr std::array<uint64_t, kNumClasses> kListLimit = [] {
+  std::array<uint64_t, kNumClasses> m{};
+  for (uint32_t c = 1; c < kNumClasses; c++) m[c] = ClassLimit(kListMagic[c], 8 * uint64_t(kClassShape[c].size), kClassShape[c].objects);
+  return m;
+}();
+
 class ThreadCache {
  public:
   FreeList lists[kNumClasses] = {};  // hot: the fast paths touch only this
+
+  // Class cl's fresh objects (FreshRun above).
+  const FreshRun &fresh(uint32_t cl) const { return fresh_[cl]; }
 
   static constexpr uint32_t kInitialMaxLength = 2;  // slow start (thread_cache.cc)
   static constexpr uint32_t kMaxLength = 8192;
@@ -103,7 +125,10 @@ class ThreadCache {
   static constexpr uint64_t kMinCpuModeBudget = 64 * 1024;
 
   constexpr ThreadCache() {
-    for (uint32_t cl = 0; cl < kNumClasses; cl++) lists[cl].magic = kListMagic[cl];
+    for (uint32_t cl = 0; cl < kNumClasses; cl++) {
+      lists[cl].magic = kListMagic[cl];
+      lists[cl].limit = kListLimit[cl];
+    }
   }
   // g_empty_cache's: every magic 0.
   struct EmptyTag {};
@@ -192,6 +217,7 @@ class ThreadCache {
   void SalvageStashAfterFork();
   void GrowLimit(uint32_t cl, uint32_t &max_length);
   Stash stash_[kNumClasses] = {};
+  FreshRun fresh_[kNumClasses] = {};
   SampleCountdown countdown_;
 
   uint64_t max_bytes_ = 0;  // sum of max_length * size

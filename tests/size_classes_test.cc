@@ -65,6 +65,21 @@ TEST(SizeClasses, DivisibilityMagicMatchesModulo) {
   }
 }
 
+// kClassLimit bounds the test to the span's objects: every offset of every
+// class's span, the slots of its tail included.
+TEST(SizeClasses, LimitAcceptsExactlyTheSpansObjects) {
+  for (uint32_t cl = 1; cl < kNumClasses; cl++) {
+    const ClassShape &s = kClassShape[cl];
+    uint64_t span = uint64_t(s.pages) * kPageSize;
+    for (uint64_t off = 0; off < span; off++) {
+      bool object = off % s.size == 0 && off / s.size < s.objects;
+      ASSERT_EQ(off * kClassMagic[cl] < kClassLimit[cl], object) << "class " << cl << " off " << off;
+    }
+    // The tail's first slot, where one exists, is a multiple of the size.
+    if (span - uint64_t(s.objects) * s.size >= s.size) ADD_FAILURE() << "class " << cl << " wastes a whole object";
+  }
+}
+
 TEST(SizeClasses, AlignedLookup) {
   for (size_t align = 16; align <= kPageSize; align *= 2) {
     for (size_t n : {size_t{1}, size_t{17}, size_t{100}, size_t{1000}, size_t{5000}}) {

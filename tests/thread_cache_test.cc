@@ -17,6 +17,23 @@
 namespace spanalloc {
 namespace {
 
+// free()'s object-start test (allocator.h) on 8 * (p - span start) with
+// the list's magic and limit: exactly the starts of the span's objects, at
+// every offset of every class's span; class 0 and the empty cache fail all.
+TEST(ThreadCache, ListMagicAndLimitAcceptExactlyTheSpansObjects) {
+  ThreadCache tc;
+  for (uint32_t cl = 1; cl < kNumClasses; cl++) {
+    const ClassShape &s = kClassShape[cl];
+    const FreeList &l = tc.lists[cl];
+    for (uint64_t off = 0; off < uint64_t(s.pages) * kPageSize; off++) {
+      bool object = off % s.size == 0 && off / s.size < s.objects;
+      ASSERT_EQ(8 * off * l.magic < l.limit, object) << "class " << cl << " off " << off;
+    }
+    EXPECT_EQ(g_empty_cache.lists[cl].limit, 0u);
+  }
+  EXPECT_EQ(tc.lists[0].limit, 0u);
+}
+
 TEST(ThreadCache, ReusesTheLastFreedObject) {
   void *p = spanalloc_malloc(40);
   ASSERT_NE(p, nullptr);
@@ -37,7 +54,7 @@ TEST(ThreadCache, ListLengthsStayWithinTheirBounds) {
     EXPECT_LE(l.length(), l.max_length) << "class " << cl;
     uint32_t n = 0;
     for (void *p = l.head; p != ListEnd(); p = LinkOf(p)) n++;
-    EXPECT_EQ(n + l.fresh_count(), l.length()) << "class " << cl;
+    EXPECT_EQ(n + tc->fresh(cl).count(), l.length()) << "class " << cl;
     max_bytes += uint64_t(l.max_length) * kClassShape[cl].size;
   }
   // Every list may reach one batch; growth past that stays within the budget.
@@ -148,7 +165,7 @@ TEST(ThreadCache, ConsecutiveTinyObjectsAreALineApart) {
   t.join();
 }
 
-// Lazy carving (thread_cache.h, FreeList::fresh): a refill that reaches a
+// Lazy carving (thread_cache.h, FreshRun): a refill that reaches a
 // new span keeps the objects past the first OS page unlinked; they
 // count in the list's length, come out one by one, each once, and go back
 // to the central list unlinked.
@@ -156,16 +173,17 @@ TEST(ThreadCache, FreshObjectsCountInTheListAndComeOutOnce) {
   std::thread t([] {
     const uint32_t cl = SizeClassOf(256);
     std::vector<void *> objs;
-    for (int i = 0; i < 200 && tls_cache->lists[cl].fresh_count() == 0; i++) objs.push_back(spanalloc_malloc(256));
+    for (int i = 0; i < 200 && tls_cache->fresh(cl).count() == 0; i++) objs.push_back(spanalloc_malloc(256));
     const FreeList &l = tls_cache->lists[cl];
-    ASSERT_GT(l.fresh_count(), 0u) << "slow start's refill of 32 reaches a second span";
+    const FreshRun &run = tls_cache->fresh(cl);
+    ASSERT_GT(run.count(), 0u) << "slow start's refill of 32 reaches a second span";
     uint32_t linked = 0;
     for (void *p = l.head; p != ListEnd(); p = LinkOf(p)) linked++;
-    EXPECT_EQ(linked + l.fresh_count(), l.length());
+    EXPECT_EQ(linked + run.count(), l.length());
     EXPECT_LE(l.length(), l.max_length);
-    const char *fresh = l.fresh_start();
+    const char *fresh = run.start();
     EXPECT_EQ(EntryClass(ClassEntry(fresh)), cl);
-    EXPECT_EQ(SpanOf(fresh), SpanOf(fresh + (l.fresh_count() - 1) * kClassShape[cl].size)) << "one span";
+    EXPECT_EQ(SpanOf(fresh), SpanOf(fresh + (run.count() - 1) * kClassShape[cl].size)) << "one span";
     std::set<void *> seen(objs.begin(), objs.end());
     ASSERT_EQ(seen.size(), objs.size());
     for (uint32_t i = 0, n = l.length(); i < n; i++) {
@@ -173,7 +191,7 @@ TEST(ThreadCache, FreshObjectsCountInTheListAndComeOutOnce) {
       EXPECT_TRUE(seen.insert(p).second) << "handed out twice: " << p;
       objs.push_back(p);
     }
-    EXPECT_EQ(l.fresh_count(), 0u);
+    EXPECT_EQ(run.count(), 0u);
     // Some back, then fresh ones again, then a flush with fresh objects left.
     const size_t first_round = objs.size();
     for (size_t i = 0; i < first_round; i += 2) spanalloc_free(objs[i]);

@@ -201,6 +201,23 @@ TEST_F(Misuse, FreeInteriorPointerLarge) {
   }
 }
 
+// A slot at a multiple of the size past a span's last object (its tail):
+// 48 and 80 B objects fill a one-page (8 KiB) span up to byte 8160, and
+// 8160 is a multiple of both. Pushed on a free list it would be handed out
+// overlapping the next span.
+TEST_F(Misuse, FreePointerInASpansTail) {
+  for (size_t n : {48ul, 80ul}) {
+    char *p = static_cast<char *>(malloc(opaque_size(n)));
+    ASSERT_NE(p, nullptr);
+    char *span = reinterpret_cast<char *>(reinterpret_cast<uintptr_t>(p) & ~uintptr_t{8191});
+    void *q = span + (8192 / n) * n;
+    ASSERT_EQ((8192 / n) * n, 8160u);
+    EXPECT_EXIT(free(opaque(q)), kAbort, message_for(q, kInvalid, kInterior)) << "size " << n;
+    EXPECT_EXIT(escape(realloc(opaque(q), n)), kAbort, message_for(q, kInvalid, kInterior)) << "size " << n;
+    free(p);
+  }
+}
+
 TEST_F(Misuse, InteriorPointerThroughOtherEntryPoints) {
   char *p = static_cast<char *>(malloc(opaque_size(200)));
   ASSERT_NE(p, nullptr);
