@@ -255,6 +255,7 @@ miss:
 // is no CPU; *corrupt set when a link on the way was overwritten (then 0,
 // and the list is left as it was).
 uint32_t RseqPopUpTo(uint32_t cl, uint32_t k, void **head, void **tail, bool *corrupt) {
+  if (k == 0) return 0;  // the sequence's min(count, k) would take the whole list
   uint64_t slot, w, h, t, n, i, got;
   asm volatile goto(SPANALLOC_RSEQ_PROLOGUE SPANALLOC_RSEQ_SLOT
            "movq (%[slot]), %[w]\n\t"
