@@ -68,6 +68,20 @@ const char *Invalid() {
 
 void ExpectValid() { EXPECT_EQ(Invalid(), nullptr); }
 
+// After a round with injected failures (the injection already off): checks
+// the heap, frees what the round held and runs the same mix again, which must
+// succeed in full. Returns the first structure that did not validate (before
+// or after the second round) or nullptr; adds the second round's contract
+// breaches to *bad and its failed allocations to *again.
+const char *ValidateAndRunAgain(size_t skip, std::vector<Block> *held, int *bad, int *again) {
+  const char *why = Invalid();
+  for (Block b : *held) Free(b.p);
+  held->clear();
+  *bad += Workload(skip, held, again);
+  for (Block b : *held) Free(b.p);
+  return why != nullptr ? why : Invalid();
+}
+
 // A fresh process (nothing mapped yet but the start-up heap) in which every
 // mapping call fails from call `skip` on; exits 0 when every allocation kept
 // its contract, some failed, the heap validated and all worked afterwards.
@@ -85,13 +99,8 @@ void ExpectValid() { EXPECT_EQ(Invalid(), nullptr); }
   });
   t.join();
   OsInjectFaults(0, 0);
-  const char *why = Invalid();
-  for (Block b : held) Free(b.p);
-  held.clear();
   int again = 0;
-  bad += Workload(skip, &held, &again);
-  for (Block b : held) Free(b.p);
-  if (why == nullptr) why = Invalid();
+  const char *why = ValidateAndRunAgain(skip, &held, &bad, &again);
   fprintf(stderr, "skip %zu: %d failed, %d against the contract, %d failed afterwards, heap %s\n", skip, failures, bad,
           again, why ? why : "valid");
   exit(failures > 0 && bad == 0 && again == 0 && why == nullptr ? 0 : 1);
@@ -122,14 +131,8 @@ constexpr int kFailed = 0, kAbsorbed = 3, kNotReached = 4;
   bad += Workload(skip, &held, &failures);
   OsInjectFaults(0, 0);
   bool injected = OsInjectedFailures() > before;
-  const char *why = Invalid();
-  for (Block b : held) Free(b.p);
-  // Works again: the same mix succeeds in full.
-  held.clear();
   int again = 0;
-  bad += Workload(skip, &held, &again);
-  for (Block b : held) Free(b.p);
-  if (why == nullptr) why = Invalid();
+  const char *why = ValidateAndRunAgain(skip, &held, &bad, &again);
   fprintf(stderr, "skip %zu: %s, %d failed, %d against the contract, %d failed afterwards, heap %s\n", skip,
           injected ? "injected" : "not reached", failures, bad, again, why ? why : "valid");
   exit(bad != 0 || again != 0 || why != nullptr ? 1 : !injected ? kNotReached : failures > 0 ? kFailed : kAbsorbed);
