@@ -125,6 +125,16 @@ bool ReadSmallFile(const char *path, char *buf, size_t cap) {
   return true;
 }
 
+// Appends text (len bytes) at *pos in buf (cap bytes, kept NUL-terminated);
+// false if it does not fit.
+bool Append(char *buf, size_t cap, size_t *pos, const char *text, size_t len) {
+  if (len >= cap - *pos) return false;
+  memcpy(buf + *pos, text, len);
+  *pos += len;
+  buf[*pos] = '\0';
+  return true;
+}
+
 // The smallest limit in file `leaf` of the groups along rel (our group and
 // its ancestors) under mount; 0 if none. Values at or above 2^60 mean "no
 // limit" (v1 writes a huge page-rounded number, v2 writes "max").
@@ -132,9 +142,11 @@ uint64_t SmallestLimitOnPath(const char *mount, const char *rel, size_t len, con
   char path[700], val[64];
   uint64_t best = 0;
   for (;;) {
-    snprintf(path, sizeof path, "%s%.*s/%s", mount, int(len), rel, leaf);
+    size_t pos = 0;
     uint64_t limit;
-    if (ReadSmallFile(path, val, sizeof val) && ParseUnsigned(val, &limit) && limit < (uint64_t{1} << 60) &&
+    if (Append(path, sizeof path, &pos, mount, strlen(mount)) && Append(path, sizeof path, &pos, rel, len) &&
+        Append(path, sizeof path, &pos, "/", 1) && Append(path, sizeof path, &pos, leaf, strlen(leaf)) &&
+        ReadSmallFile(path, val, sizeof val) && ParseUnsigned(val, &limit) && limit < (uint64_t{1} << 60) &&
         (best == 0 || limit < best))
       best = limit;
     if (len == 0) return best;
@@ -146,23 +158,34 @@ uint64_t SmallestLimitOnPath(const char *mount, const char *rel, size_t len, con
 // The memory limit of the cgroup this process runs in, 0 if none, and where
 // it was found. Our group's path comes from /proc/self/cgroup: the v2 line
 // "0::/path", or the v1 line naming the memory controller ("N:memory:/path").
+// The lines are scanned by hand, not with strcspn, memchr or snprintf: every
+// program runs this at start-up, and those functions sit in pages of libc
+// that a program which does not call them itself would map only for this
+// (the kernel maps 64 KiB of a library around each page it faults in).
 uint64_t ReadCgroupLimit(const char **source) {
   char buf[2048];
   if (!ReadSmallFile("/proc/self/cgroup", buf, sizeof buf)) return 0;
   for (char *line = buf; *line;) {
-    size_t len = strcspn(line, "\n");
-    char *colon1 = static_cast<char *>(memchr(line, ':', len));
-    char *colon2 = colon1 ? static_cast<char *>(memchr(colon1 + 1, ':', len - size_t(colon1 + 1 - line))) : nullptr;
-    if (colon2 != nullptr) {
-      const char *rel = colon2 + 1;
-      size_t rel_len = len - size_t(rel - line);
+    size_t len = 0;
+    while (line[len] != '\0' && line[len] != '\n') len++;
+    // "N:controllers:path": the two colons (the path may hold more).
+    size_t colon1 = 0, colon2 = 0;
+    while (colon1 < len && line[colon1] != ':') colon1++;
+    if (colon1 < len) {
+      colon2 = colon1 + 1;
+      while (colon2 < len && line[colon2] != ':') colon2++;
+    }
+    if (colon1 < len && colon2 < len) {
+      const char *rel = line + colon2 + 1;
+      size_t rel_len = len - colon2 - 1;
       if (rel_len == 1 && rel[0] == '/') rel_len = 0;
-      size_t ctl_len = size_t(colon2 - colon1 - 1);
+      const char *ctl = line + colon1 + 1;
+      size_t ctl_len = colon2 - colon1 - 1;
       uint64_t limit = 0;
-      if (ctl_len == 0 && strncmp(line, "0:", 2) == 0) {
+      if (ctl_len == 0 && colon1 == 1 && line[0] == '0') {
         limit = SmallestLimitOnPath("/sys/fs/cgroup", rel, rel_len, "memory.max");
         if (limit) *source = "cgroup v2 memory.max";
-      } else if (ctl_len == 6 && strncmp(colon1 + 1, "memory", 6) == 0) {
+      } else if (ctl_len == 6 && memcmp(ctl, "memory", 6) == 0) {
         limit = SmallestLimitOnPath("/sys/fs/cgroup/memory", rel, rel_len, "memory.limit_in_bytes");
         if (limit) *source = "cgroup v1 memory.limit_in_bytes";
       }
