@@ -115,6 +115,9 @@ class alignas(64) CentralListT {
   void InsertRange(void *head, void *tail, int n);
   // The same, finding the tail by walking (checked) links.
   void InsertRange(void *head, int n);
+  // Parks one whole batch (head to tail, tail's link null) in a free
+  // transfer slot, O(1); false, and nothing taken, when every slot is full.
+  bool TryInsertBatch(void *head, void *tail);
 
   // Returns every object in the transfer slots to its span; spans whose
   // objects are then all free go back to the page heap (malloc_trim, and the

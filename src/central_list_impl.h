@@ -288,6 +288,15 @@ void CentralListT<Env>::InsertRange(void *head, void *tail, int n) {
 }
 
 template <class Env>
+bool CentralListT<Env>::TryInsertBatch(void *head, void *tail) {
+  MutexLock l(lock_);
+  if (SPANALLOC_UNLIKELY(batch_ == 0)) InitLocked();
+  if (nslots_ >= max_slots_) return false;
+  slots_[nslots_++] = Batch{head, tail};
+  return true;
+}
+
+template <class Env>
 void CentralListT<Env>::ReleaseSlots() {
   MutexLock l(lock_);
   while (nslots_ > 0) {

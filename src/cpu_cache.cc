@@ -575,10 +575,20 @@ void CpuCache::InsertRange(uint32_t cl, void *head, void *tail, uint32_t n) noex
   int32_t cpu = TouchCurrentCpu();
   if (cpu >= 0) {
     if (RseqPushChain(cl, head, tail, n)) return;
-    // Full: its newest batch goes to the central list (a whole batch when
-    // the list is at its limit, so into a transfer slot), then the chain
-    // gets its room.
+    // Full. A whole batch goes on into a free transfer slot of the central
+    // list as it is: its links were just walked by the thread cache, and
+    // are not walked again by a pop (prodcons at 2 threads, where the
+    // consumer's CPU list is always full: CPU time x 0.7). Otherwise the
+    // list's newest batch goes to the central list (a whole batch when the
+    // list is at its limit, so into a transfer slot or back to its spans),
+    // then the chain gets its room. (Sending the chain to the spans
+    // instead, when the slots are full, left the list holding its oldest
+    // objects, and app's RSS crept up round after round: 12.0 -> 12.8 MiB.)
     const uint32_t batch = kClassShape[cl].batch;
+    if (n == batch) {
+      SetLink(tail, nullptr);
+      if (g_central[cl].TryInsertBatch(head, tail)) return;
+    }
     void *bh, *bt;
     bool corrupt = false;
     uint32_t got;

@@ -109,8 +109,10 @@ class CpuCache {
   // how many, 0 when the list is empty (the caller asks the central list).
   static int RemoveRange(uint32_t cl, void **head, void **tail, uint32_t n) noexcept;
   // A thread cache's flush: the chain head..tail of n objects onto the
-  // current CPU's list; a full list first gives its newest batch to the
-  // central list; what still does not fit goes there too.
+  // current CPU's list. When the list is full, a whole batch goes into a
+  // free transfer slot of the central list as it is; otherwise the list
+  // first gives its newest batch to the central list; what still does not
+  // fit goes there too.
   static void InsertRange(uint32_t cl, void *head, void *tail, uint32_t n) noexcept;
   // The calling thread is exiting and its cache was flushed (to the central
   // lists): trims the lists of the CPU it runs on (Bounds, above).

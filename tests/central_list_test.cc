@@ -78,6 +78,37 @@ TEST_F(CentralListTest, FullBatchesGoThroughTransferSlots) {
   EXPECT_EQ(c.Validate(), nullptr);
 }
 
+TEST_F(CentralListTest, TryInsertBatchTakesAFreeSlotOrNothing) {
+  const uint32_t cl = 12;
+  CentralList &c = g_central[cl];
+  int batch = int(kClassShape[cl].batch);
+  c.ReleaseSlots();  // the batches below then come from the spans
+  std::vector<std::pair<void *, void *>> batches(CentralList::kMaxSlots + 1);
+  for (auto &[head, tail] : batches) ASSERT_EQ(c.RemoveRange(&head, &tail, batch), batch);
+  size_t parked = 0;
+  for (auto &[head, tail] : batches) {
+    uint64_t before = c.Stats().slot_objects;
+    if (!c.TryInsertBatch(head, tail)) {
+      EXPECT_EQ(c.Stats().slot_objects, before) << "a refused batch is not taken";
+      break;
+    }
+    EXPECT_EQ(c.Stats().slot_objects, before + batch);
+    parked++;
+  }
+  EXPECT_GE(parked, 1u);
+  ASSERT_LT(parked, batches.size()) << "more batches parked than there are slots";
+  for (size_t i = parked; i < batches.size(); i++) c.InsertRange(batches[i].first, batches[i].second, batch);
+  // The last one parked comes back first, whole, in O(1).
+  void *head, *tail;
+  ASSERT_EQ(c.RemoveRange(&head, &tail, batch), batch);
+  EXPECT_EQ(head, batches[parked - 1].first);
+  EXPECT_EQ(tail, batches[parked - 1].second);
+  c.InsertRange(head, tail, batch);
+  c.ReleaseSlots();
+  EXPECT_EQ(c.Stats().slot_objects, 0u);
+  EXPECT_EQ(c.Validate(), nullptr);
+}
+
 TEST_F(CentralListTest, EmptySpansReturnToThePageHeap) {
   const uint32_t cl = 30;
   CentralList &c = g_central[cl];

@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "allocator.h"
+#include "central_list.h"
 #include "options.h"
 #include "size_classes.h"
 #include "spanalloc.h"
@@ -124,6 +125,78 @@ TEST(CpuCache, AThreadRefillsWhatAnotherFlushedOnTheSameCpu) {
   });
   b.join();
   EXPECT_GT(reused, 0) << "no object came back from the CPU's list";
+}
+
+// A flush into a full CPU list: a whole batch goes into a free transfer
+// slot of the central list as it is, the CPU list untouched; with every slot
+// taken, the list's newest batch makes room and the chain goes on the list.
+TEST(CpuCache, AFullListPassesWholeBatchesToAFreeSlot) {
+  REQUIRE_CPU_MODE();
+  std::vector<int> cpus = UsableCpus();
+  ASSERT_FALSE(cpus.empty());
+  const uint32_t cl = SizeClassOf(200);
+  const uint32_t batch = kClassShape[cl].batch;
+  const uint32_t limit = CpuCache::MaxLength(cl);
+  ASSERT_GE(limit, batch) << "the default budget gives this class a batch";
+  CentralList &c = g_central[cl];
+  std::thread t([&] {
+    RestoreAffinity keep;
+    ASSERT_TRUE(PinTo(cpus[0]));
+    CpuCache::Drain(0);
+    c.ReleaseSlots();
+    auto one = [&] {
+      void *h, *tl;
+      EXPECT_EQ(c.RemoveRange(&h, &tl, 1), 1);
+      return h;
+    };
+    auto chain = [&](uint32_t n, void **tail) {  // n objects linked, the last link null
+      void *head = nullptr;
+      for (uint32_t i = 0; i < n; i++) {
+        void *p = one();
+        SetLink(p, head);
+        if (head == nullptr) *tail = p;
+        head = p;
+      }
+      return head;
+    };
+    // Fill the CPU's list one object at a time.
+    for (uint32_t i = 0; i < limit; i++) {
+      void *p = one();
+      SetLink(p, nullptr);
+      CpuCache::InsertRange(cl, p, p, 1);
+    }
+    ASSERT_EQ(CpuCache::CurrentCpu(), cpus[0]);
+    uint64_t cached = CpuCache::CachedBytesOn(uint32_t(cpus[0]));
+    uint64_t slots = c.Stats().slot_objects;
+    void *tail = nullptr;
+    void *head = chain(batch, &tail);
+    CpuCache::InsertRange(cl, head, tail, batch);
+    EXPECT_EQ(c.Stats().slot_objects, slots + batch) << "the whole batch went into a slot";
+    EXPECT_EQ(CpuCache::CachedBytesOn(uint32_t(cpus[0])), cached) << "the full CPU list is left as it is";
+    EXPECT_FALSE(CpuCache::OnCurrentCpuList(head, cl));
+    // Every slot taken: the chain goes on the CPU's list.
+    std::vector<std::pair<void *, void *>> parked;
+    for (;;) {
+      void *pt = nullptr;
+      void *ph = chain(batch, &pt);
+      if (!c.TryInsertBatch(ph, pt)) {
+        c.InsertRange(ph, pt, int(batch));
+        break;
+      }
+      parked.emplace_back(ph, pt);
+      ASSERT_LE(parked.size(), size_t(CentralList::kMaxSlots));
+    }
+    slots = c.Stats().slot_objects;
+    head = chain(batch, &tail);
+    CpuCache::InsertRange(cl, head, tail, batch);
+    EXPECT_EQ(c.Stats().slot_objects, slots) << "no slot was free";
+    EXPECT_TRUE(CpuCache::OnCurrentCpuList(head, cl)) << "the chain took the room of the list's newest batch";
+    EXPECT_EQ(CpuCache::CachedBytesOn(uint32_t(cpus[0])), cached);
+    CpuCache::Drain(0);
+    c.ReleaseSlots();
+    EXPECT_EQ(c.Validate(), nullptr);
+  });
+  t.join();
 }
 
 // An exiting thread's cache goes to the central lists, within reach of
