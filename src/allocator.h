@@ -42,18 +42,18 @@
 //     secret) + link check 2 (test against the mask in memory, jne; it also
 //     finds the empty list, whose head is ListEnd()) + room, head, clearing
 //     the first word 3 + ret 1.
-//   free: 24 = flat lookup 5 (copy, shr, cmp limit, jae, the entry's load at
+//   free: 23 = flat lookup 5 (copy, shr, cmp limit, jae, the entry's load at
 //     the map's fixed address) + list and offset 5 (TLS offset, movzwl list
 //     offset, lea 8p + offset, add %fs:, sub entry: page_map.h's layout) +
 //     object-start test 3 (imul by the list's magic, cmp with its limit, jae; it also sends
 //     class 0 and threads without a cache off the fast path) + double-free
-//     filter 3 (the secret's top 16 bits, cmp with the first word's, je:
-//     MayBeFree) + room 2 (subl, js) + push 5 (secret, xor slot, xor head,
+//     filter 2 (cmpw of the first word's top 16 bits with the secret's, an
+//     immediate; je: MayBeFree) + room 2 (subl, js) + push 5 (secret, xor slot, xor head,
 //     two stores) + ret 1.
-//   sized delete / free_sized up to 1 KiB: free's 24 + 6 (size test, table,
+//   sized delete / free_sized up to 1 KiB: free's 23 + 6 (size test, table,
 //     class compare).
-// bench/fastpath.sh (callgrind) counts 49 per malloc+free pair in pattern
-// (a) and 54 in (b): these 40 and the caller's loop, 9 in (a) and 14 in (b)
+// bench/fastpath.sh (callgrind) counts 48 per malloc+free pair in pattern
+// (a) and 53 in (b): these 39 and the caller's loop, 9 in (a) and 14 in (b)
 // with the two calls and their PLT jumps. History: 62/67 before the encoded
 // lists, 71/76 with them alone, 67/72 with the class table by size, 64/69
 // with list offsets in the size table and class-map entries, 61/66 with one
@@ -61,11 +61,12 @@
 // 59/64 with a room counter, 55/60 with the flat class map, 53/58 with
 // ListEnd(), 52/57 with the offset by lea, 51/56 with the entry's start
 // shifted by 3, 50/55 with the map at a fixed address, 49/54 with the
-// double-free filter on the first word's top 16 bits (a compare, no xor).
-// What 50 in (b) would take: 4 fewer (its loop alone is 14, leaving the
-// allocator 36 of today's 40). Of the 40, the hardening takes 15 --
-// object-start test 5 (lea, sub, imul, cmp, jae), double-free filter 3
-// (secret's bits, cmp, je), link check 2, clearing the first word 1, link
+// double-free filter on the first word's top 16 bits (a compare, no xor),
+// 48/53 with the secret's top 16 bits a constant (an immediate operand).
+// What 50 in (b) would take: 3 fewer (its loop alone is 14, leaving the
+// allocator 36 of today's 39). Of the 39, the hardening takes 14 --
+// object-start test 5 (lea, sub, imul, cmp, jae), double-free filter 2
+// (cmpw, je), link check 2, clearing the first word 1, link
 // encoding 4 (xor slot and secret in malloc and in free) -- the flat
 // view's bound 2, and the shared library 1 per call (the TLS offset's GOT
 // load; libspanalloc.a's PIC objects keep it too). 50 in (b) therefore means
@@ -172,13 +173,14 @@ SPANALLOC_COLD void FreeSuspect(void *p, FreeList *l, const char *func) noexcept
 // integer never pass: the secret's bit 63 is set and its bit 62 clear), a
 // free block's always does. Those bits of a decoded link are the stored
 // word's xor the secret's, whatever the slot (every block lies below 2^47),
-// so the filter is one 16-bit load of bytes 6..7 compared with the
-// secret's (free_list.h, LinkTop16). A program that has just stored a byte
+// so the filter compares bytes 6..7 of the block with the secret's top 16
+// bits, a constant (free_list.h, kSecretTop16): one cmpw with an immediate
+// operand (a load of the secret's bits first cost one instruction more). A program that has just stored a byte
 // or an int at p[0] does not overlap that load, which the CPU then forwards
 // from malloc's clearing store; a whole-word load would wait for both
 // stores to reach the cache (churn's phase A -- malloc, p[0] = c, free --
 // took x 1.4 the time).
-SPANALLOC_INLINE bool MayBeFree(const void *p) { return LinkTop16(p) == LinkTop16(&g_link_secret); }
+SPANALLOC_INLINE bool MayBeFree(const void *p) { return LinkTop16(p) == kSecretTop16; }
 
 // off * l.magic, with the magic read from the list by the multiply itself
 // (GCC otherwise loads it into a register first: one instruction more).

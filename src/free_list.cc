@@ -33,9 +33,11 @@ void InitLinkSecret() noexcept {
     r = Mix(uint64_t(ts.tv_nsec) ^ (uint64_t(ts.tv_sec) << 32) ^ reinterpret_cast<uintptr_t>(&ts) ^
             reinterpret_cast<uintptr_t>(&g_link_secret));
   }
-  // Bit 63 set: a cleared word (0) never decodes plausibly. Bit 62 clear: nor
-  // does an all-ones word. Low bits set: nor does an aligned pointer.
-  r = (r | (uint64_t{1} << 63) | 7) & ~(uint64_t{1} << 62);
+  // Top 16 bits kSecretTop16 (free_list.h): bit 63 set, so a cleared word
+  // (0) never decodes plausibly; bit 62 clear, nor does an all-ones word.
+  // Low bits set: nor does an aligned pointer.
+  static_assert((kSecretTop16 >> 14) == 2, "bit 63 set, bit 62 clear");
+  r = (r & ((uint64_t{1} << 48) - 1)) | (uint64_t{kSecretTop16} << 48) | 7;
   uint64_t expected = 0;
   __atomic_compare_exchange_n(&g_link_secret, &expected, r, false, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
 }

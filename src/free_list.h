@@ -48,6 +48,15 @@ namespace spanalloc {
 // Non-canonical (bits 63..47) or misaligned (bits 2..0) pointer bits.
 inline constexpr uint64_t kLinkBadBits = 0xffff800000000007ull;
 
+// The secret's bits 63..48, the same in every process: bit 63 set, bit 62
+// clear (facts (2) above and InitLinkSecret's), the rest a pattern rare in
+// data (as a double, a negative number near 2^-540; as text, a digit and a
+// lone UTF-8 continuation byte). A constant costs the encoding nothing: the
+// top 16 bits of every stored link are the secret's, since links and slots
+// lie below 2^47, so any freed block shows them anyway; the secret's low 48
+// bits stay random. It lets free()'s filter compare with an immediate.
+inline constexpr uint16_t kSecretTop16 = 0x9e37;
+
 // Set once (InitLinkSecret) before the first link is written; read without
 // a lock afterwards (objects reach a thread only through a lock or the
 // user's own synchronisation, which orders the write before any read).

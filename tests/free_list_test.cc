@@ -24,6 +24,8 @@ TEST_F(FreeListTest, SecretIsSetAndShaped) {
   ASSERT_NE(g_link_secret, 0u);
   EXPECT_NE(g_link_secret >> 63, 0u) << "bit 63 set: a cleared word never decodes plausibly";
   EXPECT_EQ((g_link_secret >> 62) & 1, 0u) << "bit 62 clear: an all-ones word never decodes plausibly";
+  EXPECT_EQ(g_link_secret >> 48, kSecretTop16) << "free()'s filter compares with the constant";
+  EXPECT_EQ(g_link_secret & 7, 7u) << "an aligned pointer never decodes plausibly";
   uint64_t before = g_link_secret;
   InitLinkSecret();
   EXPECT_EQ(g_link_secret, before) << "set once";
