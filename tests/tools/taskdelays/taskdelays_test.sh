@@ -78,6 +78,9 @@ done
 sleep 30 &
 child=$!
 bg_pids+=("$child")
+# Until the child has exec'd sleep it is a copy of this shell named bash (seen
+# on a loaded machine): wait for the name, up to 10 s.
+for _ in $(seq 100); do [[ $(cat /proc/$child/comm 2>/dev/null) == sleep ]] && break; sleep 0.1; done
 expect_rc 0 "-p child" -- "$TD" -p "$child" --json
 json_check "$tmp/out" 'j["pid"] == '"$child"' and j["comm"] == "sleep" and j["ac_ppid"] == '$$ \
   && pass "child record names the child" || fail "child record"
