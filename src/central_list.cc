@@ -11,6 +11,7 @@ namespace spanalloc {
 
 Span *CentralListEnv::AllocSpan(Length pages, uint32_t cl) { return g_page_heap.AllocSmall(pages, cl); }
 void CentralListEnv::FreeSpan(Span *s) { g_page_heap.Free(s); }
+void CentralListEnv::FreeSpans(Span *const *spans, int n) { g_page_heap.Free(spans, size_t(n)); }
 Span *CentralListEnv::SpanOf(const void *p) const { return spanalloc::SpanOf(p); }
 bool CentralListEnv::LinkIsValid(const void *link, uint32_t cl) const { return spanalloc::LinkIsValid(link, cl); }
 uint32_t CentralListEnv::ListClass(const void *list) const {

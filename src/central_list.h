@@ -63,6 +63,7 @@ struct CentralStats {
 struct CentralListEnv {
   Span *AllocSpan(Length pages, uint32_t cl);             // state kSmall, class map set
   void FreeSpan(Span *s);                                 // all its objects free
+  void FreeSpans(Span *const *spans, int n);              // the same for n spans, in one call
   Span *SpanOf(const void *p) const;                      // nullptr if none
   bool LinkIsValid(const void *link, uint32_t cl) const;  // free_list.h
   const ClassShape &Shape(uint32_t cl) const { return kClassShape[cl]; }
@@ -88,6 +89,11 @@ class alignas(64) CentralListT {
   // different set of spans, and the page heap's free spans fit app's large
   // requests less often.)
   static constexpr int kMinRun = 16;
+  // Spans whose objects are all back go to the page heap this many at a
+  // time (one page-heap lock and release check for them all): a batch of
+  // frees of long-lived objects empties many spans (bench frag's final
+  // frees: ~40 per batch of the 256 B class).
+  static constexpr int kFreeBatch = 32;
 
   constexpr explicit CentralListT(uint32_t cl, const Env &env = Env()) : cl_(cl), env_(env) {}
   // All zero; the class comes from Env::ListClass on first use.
@@ -138,7 +144,7 @@ class alignas(64) CentralListT {
   void InitLocked();
   int FromSpansLocked(void **head, void **tail, int n, ObjectRun *run);
   void ToSpansLocked(void *head, int n);
-  void RunToSpanLocked(Span *s, uint32_t run);
+  bool RunToSpanLocked(Span *s, uint32_t run);
   [[noreturn]] SPANALLOC_COLD void BadObjectLocked(const void *prev);
   bool GrowLocked();
   void LinkSpanLocked(Span *s);

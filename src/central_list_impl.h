@@ -12,12 +12,14 @@
 namespace spanalloc {
 
 namespace central_list_internal {
-// Prefetch of the lines of s's free bitmap. s may be null or wild: a
-// prefetch never faults (and the address is integer arithmetic).
-inline void PrefetchBitmap(const Span *s) {
-  uintptr_t bits = reinterpret_cast<uintptr_t>(s) + offsetof(Span, free_bits);
-  for (uintptr_t at = 0; at < sizeof(Span::free_bits); at += 64) __builtin_prefetch(reinterpret_cast<const void *>(bits + at), 1);
-  __builtin_prefetch(reinterpret_cast<const void *>(bits + sizeof(Span::free_bits) - 1), 1);
+// Prefetch of the lines of s's free bitmap past the record's first line
+// (span.h), up to the word of object objects - 1: a span of a class of more
+// than 192 objects. s may be null or wild: a prefetch never faults (and the
+// address is integer arithmetic).
+inline void PrefetchBitmap(const Span *s, uint32_t objects) {
+  uintptr_t rec = reinterpret_cast<uintptr_t>(s);
+  for (uintptr_t at = 64; at <= offsetof(Span, free_bits) + (objects - 1) / 64 * 8; at += 64)
+    __builtin_prefetch(reinterpret_cast<const void *>(rec + at), 1);
 }
 // Bit count without libgcc's helper (the library links only libc).
 inline uint32_t PopCount(uint64_t w) {
@@ -159,6 +161,17 @@ void CentralListT<Env>::ToSpansLocked(void *head, int n) {
   // off / size is the high half of the product (off < 2^32; size_classes.h).
   const uint64_t magic = ~uint64_t{0} / size + 1;
   const uint64_t objects_bytes = uint64_t(objects) * size;
+  // Spans whose objects are all back, for the page heap in one call.
+  Span *empty[kFreeBatch];
+  int nempty = 0;
+  auto run_to_span = [&](Span *span, uint32_t count) {
+    if (!RunToSpanLocked(span, count)) return;
+    empty[nempty++] = span;
+    if (nempty == kFreeBatch) {
+      env_.FreeSpans(empty, nempty);
+      nempty = 0;
+    }
+  };
   Span *s = nullptr;
   uintptr_t base = 0;
   uint64_t limit = 0;  // objects_bytes while s is a span of this class, else 0
@@ -170,12 +183,13 @@ void CentralListT<Env>::ToSpansLocked(void *head, int n) {
     // object start in a small span of this class.
     uint64_t off = reinterpret_cast<uintptr_t>(obj) - base;
     if (off >= limit) {
-      if (run != 0) RunToSpanLocked(s, run);
+      if (run != 0) run_to_span(s, run);
       run = 0;
       s = env_.SpanOf(obj);
-      // The bitmap's lines load alongside the header's, not after the index
-      // (a new run's span is usually cold: last touched when it was carved).
-      central_list_internal::PrefetchBitmap(s);
+      // The bitmap's lines past the first load alongside the header's, not
+      // after the index (a new run's span is usually cold: last touched when
+      // it was carved).
+      central_list_internal::PrefetchBitmap(s, objects);
       if (s == nullptr || s->state != SpanState::kSmall || s->size_class != cl_) BadObjectLocked(prev);
       base = s->start_addr();
       limit = objects_bytes;
@@ -193,25 +207,28 @@ void CentralListT<Env>::ToSpansLocked(void *head, int n) {
     word |= bit;
     run++;
   }
-  if (run != 0) RunToSpanLocked(s, run);
+  if (run != 0) run_to_span(s, run);
+  if (nempty != 0) env_.FreeSpans(empty, nempty);
 }
 
 // run more objects of s are free (their bits set). Links s to the partial
-// list if it was full; returns it to the page heap if every object is back,
-// unless it is the class's only partial span (kept against thrashing).
+// list if it was full. Returns true when every object is back and s is not
+// the class's only partial span (kept against thrashing): s is then off the
+// list and out of the counts, for the caller to return to the page heap.
 template <class Env>
-void CentralListT<Env>::RunToSpanLocked(Span *s, uint32_t run) {
+bool CentralListT<Env>::RunToSpanLocked(Span *s, uint32_t run) {
   const uint32_t objects = env_.Shape(cl_).objects;
   uint32_t before = s->free_count;
-  s->free_count = before + run;
+  s->free_count = uint16_t(before + run);
   span_free_ += run;
   if (before == 0) LinkSpanLocked(s);
   if (s->free_count == objects && !(partial_ == s && s->next == nullptr)) {
     UnlinkSpanLocked(s);
     span_free_ -= objects;
     spans_--;
-    env_.FreeSpan(s);
+    return true;
   }
+  return false;
 }
 
 // A batch object that is not an object start in a span of this class: the

@@ -69,6 +69,9 @@ class FixedAlloc : public FixedAllocBase {
   constexpr FixedAlloc() = default;
   T *New() {
     void *p = Alloc(kSize);
+    // Objects lie at multiples of kSize (a multiple of alignof(T)) from
+    // page-aligned chunks: Span's 64-byte alignment holds (span.h).
+    SPANALLOC_DCHECK(reinterpret_cast<uintptr_t>(p) % alignof(T) == 0);
     return p ? new (p) T() : nullptr;
   }
   size_t ReleaseFreePages() { return FixedAllocBase::ReleaseFreePages(kSize); }

@@ -124,7 +124,9 @@ class PageHeapT {
   // A span of n pages for size class cl (state kSmall), class map set.
   Span *AllocSmall(Length n, uint32_t cl);
   // Returns a span of either kind to the free structures.
-  void Free(Span *s);
+  void Free(Span *s) { Free(&s, 1); }
+  // The same for n spans, under one lock, with one release check after them.
+  void Free(Span *const *spans, size_t n);
 
   // realloc support for large spans (state kLarge, owned by the caller).
   // Resizes s to n pages where it stands: shrinking frees the tail; growing
@@ -178,6 +180,7 @@ class PageHeapT {
   Span *FindLocked(Length n);
   Span *SplitLocked(Span *s, Length n, Length align_pages);
   bool GrowUnlocked(Length n);
+  void FreeLocked(Span *s);
   void InsertFreeLocked(Span *s);  // coalesces
   void LinkFreeLocked(Span *s);
   void UnlinkFreeLocked(Span *s);

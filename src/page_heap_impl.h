@@ -228,6 +228,12 @@ Span *PageHeapT<Env>::FindLocked(Length n) {
 }
 
 namespace page_heap_internal {
+// a += d (d may wrap, to subtract) on a counter written only under the
+// page-heap lock and peeked without it: a plain load and store, not a
+// locked read-modify-write (which also waits for every earlier store).
+inline void AddLocked(std::atomic<uint64_t> &a, uint64_t d) {
+  a.store(a.load(std::memory_order_relaxed) + d, std::memory_order_relaxed);
+}
 // One of the spares AllocLocked made sure of (page-heap lock held).
 inline Span *TakeSpare(Span *(&spares)[2]) {
   for (Span *&spare : spares)
@@ -352,7 +358,7 @@ void PageHeapT<Env>::MakeLargeLocked(Span *s) {
   s->state = SpanState::kLarge;
   s->size_class = 0;
   env_.PageMapSetRange(s->start, s->npages, s, 0, false);
-  large_bytes_ += s->bytes();
+  page_heap_internal::AddLocked(large_bytes_, s->bytes());
   NoteInUseLocked();
   s->released = false;
 }
@@ -394,7 +400,7 @@ Span *PageHeapT<Env>::AllocSmall(Length n, uint32_t cl) {
         s->size_class = uint8_t(cl);
         s->released = false;
         env_.PageMapSetRange(s->start, s->npages, s, MakeClassEntry(s->start_addr(), cl), true);
-        small_span_bytes_ += s->bytes();
+        page_heap_internal::AddLocked(small_span_bytes_, s->bytes());
         NoteInUseLocked();
         return s;
       }
@@ -409,18 +415,23 @@ Span *PageHeapT<Env>::AllocSmall(Length n, uint32_t cl) {
 }
 
 template <class Env>
-void PageHeapT<Env>::Free(Span *s) {
+void PageHeapT<Env>::FreeLocked(Span *s) {
+  if (s->state == SpanState::kSmall) {
+    env_.PageMapSetRange(s->start, s->npages, s, 0, true);
+    page_heap_internal::AddLocked(small_span_bytes_, 0 - s->bytes());
+  } else {
+    page_heap_internal::AddLocked(large_bytes_, 0 - s->bytes());
+  }
+  s->size_class = 0;
+  s->in_list = false;
+  InsertFreeLocked(s);
+}
+
+template <class Env>
+void PageHeapT<Env>::Free(Span *const *spans, size_t n) {
   {
     MutexLock l(lock_);
-    if (s->state == SpanState::kSmall) {
-      env_.PageMapSetRange(s->start, s->npages, s, 0, true);
-      small_span_bytes_ -= s->bytes();
-    } else {
-      large_bytes_ -= s->bytes();
-    }
-    s->size_class = 0;
-    s->in_list = false;
-    InsertFreeLocked(s);
+    for (size_t i = 0; i < n; i++) FreeLocked(spans[i]);
   }
   // The background thread frees spans while it holds a central lock
   // (CentralList::ReleaseSlots): it releases afterwards, with no lock held.
@@ -449,7 +460,7 @@ bool PageHeapT<Env>::ResizeInPlace(Span *s, Length n) {
     tail->npages = s->npages - n;
     tail->released = false;
     s->npages = n;
-    large_bytes_ -= tail->bytes();
+    page_heap_internal::AddLocked(large_bytes_, 0 - tail->bytes());
     InsertFreeLocked(tail);
     return true;  // (the scavenger hears of it at the next Free)
   }
@@ -473,7 +484,7 @@ bool PageHeapT<Env>::ResizeInPlace(Span *s, Length n) {
   span_alloc_.Delete(right);
   env_.PageMapSetRange(end, need, s, 0, false);
   s->npages = n;
-  large_bytes_ += need << kPageShift;
+  page_heap_internal::AddLocked(large_bytes_, need << kPageShift);
   return true;
 }
 
@@ -498,7 +509,7 @@ Span *PageHeapT<Env>::Remap(Span *s, Length n) {
   if (in_place && env_.OsRemapInPlace(old_addr, old_bytes, new_bytes)) {
     MutexLock l(lock_);
     env_.PageMapSetRange(s->start + s->npages, n - s->npages, s, 0, false);
-    large_bytes_ += new_bytes - old_bytes;
+    page_heap_internal::AddLocked(large_bytes_, new_bytes - old_bytes);
     s->npages = n;
     return s;
   }
@@ -523,7 +534,7 @@ Span *PageHeapT<Env>::Remap(Span *s, Length n) {
   moved->npages = n;
   moved->state = SpanState::kLarge;
   env_.PageMapSetRange(moved->start, n, moved, 0, false);
-  large_bytes_ += new_bytes - old_bytes;
+  page_heap_internal::AddLocked(large_bytes_, new_bytes - old_bytes);
   if (refilled) {
     s->released = true;  // zero pages, not resident
     InsertFreeLocked(s);

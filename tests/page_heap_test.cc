@@ -90,6 +90,35 @@ TEST(PageHeap, FreeNeighboursCoalesce) {
   EXPECT_VALID(heap);
 }
 
+// Free of several spans in one call (the central list's, as small spans
+// empty): each one as Free(s) would leave it, neighbours coalesced, small
+// spans' class entries cleared, the counts right.
+TEST(PageHeap, FreeOfManySpansInOneCall) {
+  PageHeap &heap = g_test_heap;
+  Span *s[6];
+  for (int i = 0; i < 6; i++) s[i] = i % 2 ? heap.AllocSmall(1, 3) : Large(heap, 2 + i);
+  for (int i = 1; i < 6; i++) ASSERT_EQ(s[i - 1]->start + s[i - 1]->npages, s[i]->start);  // adjacent
+  PageId start = s[0]->start;
+  Length pages = 0;
+  for (Span *x : s) pages += x->npages;
+  PageHeapStats before = heap.Stats();
+  // Out of address order, neighbours among them.
+  Span *batch[6] = {s[3], s[0], s[5], s[1], s[4], s[2]};
+  heap.Free(batch, 6);
+  EXPECT_VALID(heap);
+  for (PageId p = start; p < start + pages; p++) EXPECT_EQ(ClassEntry(PageAddr(p)), 0u);
+  PageHeapStats after = heap.Stats();
+  EXPECT_EQ(after.small_span_bytes, before.small_span_bytes - (3 << kPageShift));
+  EXPECT_EQ(after.large_bytes, before.large_bytes - ((pages - 3) << kPageShift));
+  EXPECT_LE(after.spans, before.spans - 5) << "six adjacent spans coalesce into one (and with free neighbours)";
+  // One committed free span: a request for all of them fits at the start.
+  Span *all = Large(heap, pages);
+  EXPECT_EQ(all->start, start);
+  heap.Free(all);
+  heap.Free(batch, 0);  // nothing
+  EXPECT_VALID(heap);
+}
+
 TEST(PageHeap, BestFitAmongLongRuns) {
   PageHeap &heap = g_test_heap;
   // Free runs of 300, 200 and 250 pages separated by live spans.

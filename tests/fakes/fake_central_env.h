@@ -143,6 +143,9 @@ struct FakeCentralEnv {
   FakePages *p = nullptr;
   Span *AllocSpan(Length pages, uint32_t cl) { return p->AllocSpan(pages, cl); }
   void FreeSpan(Span *s) { p->FreeSpan(s); }
+  void FreeSpans(Span *const *spans, int n) {
+    for (int i = 0; i < n; i++) p->FreeSpan(spans[i]);
+  }
   Span *SpanOf(const void *ptr) const { return p->SpanOf(ptr); }
   bool LinkIsValid(const void *link, uint32_t cl) const { return p->LinkIsValid(link, cl); }
   const ClassShape &Shape(uint32_t cl) const { return p->Shape(cl); }

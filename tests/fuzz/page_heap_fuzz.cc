@@ -4,7 +4,8 @@
 //
 // The input is a header (options: release delay, cap, retained bytes, memory
 // limit, huge pages) and then a program of operations on 48 slots: large
-// spans of every length and alignment, small spans, free, realloc as the
+// spans of every length and alignment, small spans, free (of up to four
+// spans in one call too), realloc as the
 // allocator does it (resize in place, else a committed free span, else
 // remap), release all / due /
 // maybe, the clock moving, OS refusals, gaps in the address space, and
@@ -149,8 +150,10 @@ class Harness {
         break;
       case 5:
       case 6:
-      case 7:
         if (Live *l = LiveSlot()) FreeSlot(*l);
+        break;
+      case 7:
+        FreeSlots();
         break;
       case 8:
         if (Live *l = LiveSlot()) Realloc(*l);
@@ -321,6 +324,29 @@ class Harness {
     // the slow path (unless "another thread" took them meanwhile).
     if (nested_ == nested_before)
       for (PageId p = start; p < start + n; p++) CHECK(w_.MappedClass(p) == 0, p, start);
+  }
+
+  // Free of up to four spans in one call (the central list's, as spans
+  // empty), each checked as FreeSlot checks it.
+  void FreeSlots() {
+    Live *slots[4];
+    int n = 0;
+    for (int i = 1 + in_.u8() % 4; i > 0; i--)
+      if (Live *l = LiveSlot(); l != nullptr && std::find(slots, slots + n, l) == slots + n) slots[n++] = l;
+    Span *spans[4];
+    Live freed[4];
+    for (int i = 0; i < n; i++) {
+      Trace("Free(%#lx, %lu)%s", slots[i]->start, slots[i]->n, i + 1 < n ? " +" : "");
+      spans[i] = slots[i]->s;
+      freed[i] = *slots[i];
+      *slots[i] = Live{};
+    }
+    uint64_t nested_before = nested_;
+    heap_->Free(spans, size_t(n));
+    if (nested_ == nested_before)
+      for (int i = 0; i < n; i++)
+        for (PageId p = freed[i].start; p < freed[i].start + freed[i].n; p++)
+          CHECK(w_.MappedClass(p) == 0, p, freed[i].start);
   }
 
   // realloc of a large block, as ReallocLarge does it.
