@@ -48,6 +48,17 @@ void FixedAllocBase::Free(void *p) {
   in_use_--;
 }
 
+void FixedAllocBase::Free(void *const *p, size_t n) {
+  if (n == 0) return;
+  MutexLock l(lock_);
+  for (size_t i = 0; i < n; i++) {
+    auto *node = static_cast<FreeNode *>(p[i]);
+    node->next = free_;
+    free_ = node;
+  }
+  in_use_ -= n;
+}
+
 // Marks the free objects (free list, released runs, the unused bump tail)
 // in a bitmap per tracked chunk, releases every run of OS pages whose
 // overlapping objects are all free, and rebuilds the free list and the runs.

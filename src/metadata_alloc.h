@@ -31,6 +31,7 @@ class FixedAllocBase {
   // every call), or nullptr when the OS refuses.
   void *Alloc(size_t size);
   void Free(void *p);
+  void Free(void *const *p, size_t n);  // n objects, under one lock
   // Releases the pages of tracked chunks that hold only free objects;
   // returns the bytes released. Takes the lock; makes madvise calls under it
   // (malloc_trim only).
@@ -78,6 +79,10 @@ class FixedAlloc : public FixedAllocBase {
   void Delete(T *t) {
     t->~T();
     Free(t);
+  }
+  void Delete(T *const *t, size_t n) {
+    for (size_t i = 0; i < n; i++) t[i]->~T();
+    Free(reinterpret_cast<void *const *>(t), n);
   }
 };
 

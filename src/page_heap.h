@@ -180,8 +180,10 @@ class PageHeapT {
   Span *FindLocked(Length n);
   Span *SplitLocked(Span *s, Length n, Length align_pages);
   bool GrowUnlocked(Length n);
-  void FreeLocked(Span *s);
-  void InsertFreeLocked(Span *s);  // coalesces
+  void FreeLocked(Span *s, Span **retired, int *nretired);
+  // Coalesces. The Span objects merged away go to retired[(*nretired)++]
+  // when retired is given (for the caller to delete), else straight back.
+  void InsertFreeLocked(Span *s, Span **retired = nullptr, int *nretired = nullptr);
   void LinkFreeLocked(Span *s);
   void UnlinkFreeLocked(Span *s);
   void QueueRemoveLocked(Span *s);

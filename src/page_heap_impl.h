@@ -176,7 +176,13 @@ void PageHeapT<Env>::SetSpanPagesLocked(Span *s) {
 }
 
 template <class Env>
-void PageHeapT<Env>::InsertFreeLocked(Span *s) {
+void PageHeapT<Env>::InsertFreeLocked(Span *s, Span **retired, int *nretired) {
+  auto retire = [&](Span *dead) {
+    if (retired != nullptr)
+      retired[(*nretired)++] = dead;
+    else
+      span_alloc_.Delete(dead);
+  };
   SPANALLOC_DCHECK(lock_.IsHeld());
   // Coalesce with a free left neighbour in the same state (committed or
   // released). The page map's entry for the page before s may be stale (an
@@ -187,7 +193,7 @@ void PageHeapT<Env>::InsertFreeLocked(Span *s) {
       left->released == s->released) {
     UnlinkFreeLocked(left);
     left->npages += s->npages;
-    span_alloc_.Delete(s);
+    retire(s);
     s = left;
   }
   Span *right = env_.SpanOfPage(s->start + s->npages);
@@ -195,7 +201,7 @@ void PageHeapT<Env>::InsertFreeLocked(Span *s) {
       right->released == s->released) {
     UnlinkFreeLocked(right);
     s->npages += right->npages;
-    span_alloc_.Delete(right);
+    retire(right);
   }
   SetSpanPagesLocked(s);
   LinkFreeLocked(s);
@@ -415,7 +421,7 @@ Span *PageHeapT<Env>::AllocSmall(Length n, uint32_t cl) {
 }
 
 template <class Env>
-void PageHeapT<Env>::FreeLocked(Span *s) {
+void PageHeapT<Env>::FreeLocked(Span *s, Span **retired, int *nretired) {
   if (s->state == SpanState::kSmall) {
     env_.PageMapSetRange(s->start, s->npages, s, 0, true);
     page_heap_internal::AddLocked(small_span_bytes_, 0 - s->bytes());
@@ -424,14 +430,31 @@ void PageHeapT<Env>::FreeLocked(Span *s) {
   }
   s->size_class = 0;
   s->in_list = false;
-  InsertFreeLocked(s);
+  InsertFreeLocked(s, retired, nretired);
 }
 
 template <class Env>
 void PageHeapT<Env>::Free(Span *const *spans, size_t n) {
+  // The neighbours' records, which coalescing reads, load before the lock
+  // (the spans are the caller's; the page map is read without a lock, and
+  // a prefetch of a stale entry's record is harmless).
+  for (size_t i = 0; i < n; i++) {
+    __builtin_prefetch(env_.SpanOfPage(spans[i]->start - 1));
+    __builtin_prefetch(env_.SpanOfPage(spans[i]->start + spans[i]->npages));
+  }
   {
     MutexLock l(lock_);
-    for (size_t i = 0; i < n; i++) FreeLocked(spans[i]);
+    // The Span objects merged away go back to span_alloc_ a chunk at a time
+    // (one metadata lock each). Until then they are unreachable: a stale
+    // page-map entry can lead to one only from an interior page of a free
+    // span, which no span being freed borders.
+    constexpr size_t kChunk = 32;
+    Span *retired[2 * kChunk];
+    for (size_t i = 0; i < n; i += kChunk) {
+      int nretired = 0;
+      for (size_t j = i; j < n && j < i + kChunk; j++) FreeLocked(spans[j], retired, &nretired);
+      span_alloc_.Delete(retired, size_t(nretired));
+    }
   }
   // The background thread frees spans while it holds a central lock
   // (CentralList::ReleaseSlots): it releases afterwards, with no lock held.

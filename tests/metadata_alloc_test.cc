@@ -39,6 +39,36 @@ TEST(MetadataAlloc, ObjectsAreDistinctZeroedAndRecycled) {
   EXPECT_EQ(alloc.in_use(), 0u);
 }
 
+// Delete of several objects in one call (the page heap's, for the Span
+// objects coalescing merges away), and 64-byte aligned types (Span).
+struct alignas(64) Wide {
+  uint64_t a[20];
+};
+TEST(MetadataAlloc, ManyDeletedInOneCallAreReusedAndAlignmentHolds) {
+  static constinit FixedAlloc<Wide> alloc;
+  static_assert(FixedAlloc<Wide>::kSize == 192);
+  std::vector<Wide *> w;
+  for (int i = 0; i < 3000; i++) {  // past one 256 KiB chunk
+    w.push_back(alloc.New());
+    ASSERT_NE(w.back(), nullptr);
+    EXPECT_EQ(reinterpret_cast<uintptr_t>(w.back()) % 64, 0u);
+    w.back()->a[19] = ~uint64_t(i);
+  }
+  alloc.Delete(w.data() + 100, 0);  // nothing
+  EXPECT_EQ(alloc.in_use(), 3000u);
+  alloc.Delete(w.data() + 100, 50);
+  EXPECT_EQ(alloc.in_use(), 2950u);
+  std::set<Wide *> freed(w.begin() + 100, w.begin() + 150);
+  for (int i = 0; i < 50; i++) {
+    Wide *x = alloc.New();
+    EXPECT_EQ(freed.erase(x), 1u) << "freed objects are reused first";
+    EXPECT_EQ(x->a[19], 0u) << "and zeroed";
+    w[100 + i] = x;
+  }
+  alloc.Delete(w.data(), w.size());
+  EXPECT_EQ(alloc.in_use(), 0u);
+}
+
 TEST(MetadataAlloc, ThreadSafe) {
   static constinit FixedAlloc<Thing> alloc;
   std::vector<std::thread> threads;

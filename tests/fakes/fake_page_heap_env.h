@@ -73,6 +73,9 @@ class FakeSpanAlloc {
     free_.push_back(s);
     in_use_--;
   }
+  void Delete(Span *const *spans, size_t n) {
+    for (size_t i = 0; i < n; i++) Delete(spans[i]);
+  }
   size_t in_use() const { return in_use_; }
 
   uint64_t fail_next = 0;  // the next this many New() calls fail
