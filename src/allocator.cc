@@ -263,7 +263,7 @@ SPANALLOC_EXPORT void spanalloc_free_sized(void *ptr, size_t size) {
   errno = saved;
 }
 SPANALLOC_EXPORT size_t spanalloc_usable_size(const void *ptr) { return UsableSize(ptr, "spanalloc_usable_size"); }
-SPANALLOC_EXPORT size_t spanalloc_release_free_memory(void) {
+SPANALLOC_RARE SPANALLOC_EXPORT size_t spanalloc_release_free_memory(void) {
   EnsureInitialized();
   if (tls_cache != &g_empty_cache) tls_cache->FlushAll();
   CpuCache::Drain(0);

@@ -12,10 +12,10 @@ namespace spanalloc {
 
 namespace {
 // Appends s to buf at *pos, never past cap.
-void Append(char *buf, size_t cap, size_t *pos, const char *s) {
+SPANALLOC_RARE void Append(char *buf, size_t cap, size_t *pos, const char *s) {
   while (*s && *pos + 1 < cap) buf[(*pos)++] = *s++;
 }
-void AppendHex(char *buf, size_t cap, size_t *pos, uintptr_t v) {
+SPANALLOC_RARE void AppendHex(char *buf, size_t cap, size_t *pos, uintptr_t v) {
   char digits[2 + 16 + 1];
   int n = 0;
   digits[n++] = '0';
@@ -26,7 +26,7 @@ void AppendHex(char *buf, size_t cap, size_t *pos, uintptr_t v) {
   digits[n] = '\0';
   Append(buf, cap, pos, digits);
 }
-void AppendDecimal(char *buf, size_t cap, size_t *pos, uint64_t v) {
+SPANALLOC_RARE void AppendDecimal(char *buf, size_t cap, size_t *pos, uint64_t v) {
   char digits[21];
   int n = sizeof digits - 1;
   digits[n] = '\0';
@@ -38,7 +38,7 @@ void AppendDecimal(char *buf, size_t cap, size_t *pos, uint64_t v) {
 }
 }  // namespace
 
-void WriteStderr(const char *msg) {
+SPANALLOC_RARE void WriteStderr(const char *msg) {
   size_t len = strlen(msg);
   while (len > 0) {
     ssize_t n = write(STDERR_FILENO, msg, len);
@@ -48,8 +48,8 @@ void WriteStderr(const char *msg) {
   }
 }
 
-void FatalMisuse(const char *func, const void *ptr, const char *fault, const char *detail, size_t block_size,
-                 size_t given) noexcept {
+SPANALLOC_RARE void FatalMisuse(const char *func, const void *ptr, const char *fault, const char *detail,
+                                size_t block_size, size_t given) noexcept {
   char line[320];
   size_t pos = 0;
   Append(line, sizeof line, &pos, "spanalloc: ");
@@ -74,7 +74,7 @@ void FatalMisuse(const char *func, const void *ptr, const char *fault, const cha
   abort();
 }
 
-void FatalInternal(const char *what) noexcept {
+SPANALLOC_RARE void FatalInternal(const char *what) noexcept {
   WriteStderr("spanalloc: internal error: ");
   WriteStderr(what);
   WriteStderr("\n");

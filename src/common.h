@@ -8,7 +8,26 @@
 #define SPANALLOC_UNLIKELY(x) __builtin_expect(!!(x), 0)
 #define SPANALLOC_INLINE inline __attribute__((always_inline))
 #define SPANALLOC_NOINLINE __attribute__((noinline))
-#define SPANALLOC_COLD __attribute__((noinline, cold))
+// Code a typical program never runs: reports, heap profiles and sampling,
+// guarded allocations, stack traces, statistics printing, misuse reports,
+// fork repair, option warnings. The kernel maps a library's pages 64 KiB at
+// a time around each page a process first touches (fault-around), so rare
+// code mixed in with the code every program runs (start-up, malloc and free,
+// the caches, central lists, page heap, OS memory) is resident in every
+// process that loads spanalloc. It goes to one section that src/layout.ld
+// makes a mapping of its own in libspanalloc.so, which stays unmapped until
+// a process runs rare code. Mark the definition (the declaration may stay
+// plain) of a function a program reaches only by asking for something
+// unusual or by misusing the heap; never one that every run executes, which
+// would map the rare code into every process (tests/layout_test.cc checks
+// that a small program maps none of it).
+#define SPANALLOC_RARE __attribute__((section("spanalloc_rare")))
+// Zero-initialised data that only rare code touches (large buffers): placed
+// by layout.ld after the rest of the library's zero-initialised data, so that
+// it does not spread the variables every program touches over more pages.
+#define SPANALLOC_RARE_DATA __attribute__((section(".bss.spanalloc_rare")))
+// Out of line, optimised for size, and rare (above).
+#define SPANALLOC_COLD __attribute__((noinline, cold)) SPANALLOC_RARE
 #define SPANALLOC_EXPORT __attribute__((visibility("default")))
 // Out-of-line functions that can be on the stack between an entry point
 // (malloc, free, ...) and a sample's stack walk: kept in one section, so the

@@ -27,12 +27,12 @@ SampleRecord *g_quarantine_head = nullptr;  // oldest first
 SampleRecord *g_quarantine_tail = nullptr;
 uint32_t g_quarantined = 0;
 
-struct sigaction g_previous_segv;  // written once by GuardedInit
+SPANALLOC_RARE_DATA struct sigaction g_previous_segv;  // written once by GuardedInit
 bool g_enabled = false;
 
 // Span pages for an object of `size` bytes: the object's OS pages plus one
 // OS page of lead guard, rounded up to whole pages, and one trail page.
-Length GuardedPages(size_t size) {
+SPANALLOC_RARE Length GuardedPages(size_t size) {
   size_t object_pages = (size + kOsPage - 1) & ~(kOsPage - 1);
   return PagesFor(object_pages + kOsPage) + 1;
 }
@@ -42,18 +42,18 @@ uintptr_t DataEnd(const Span *s) { return s->end_addr() - kPageSize; }
 // The span goes back to the page heap, readable again, unless the kernel
 // refuses: then it is kept out of use for good (never handed out half
 // protected).
-void ReleaseGuardedSpan(Span *s) {
+SPANALLOC_RARE void ReleaseGuardedSpan(Span *s) {
   __atomic_store_n(&s->sample, nullptr, __ATOMIC_RELEASE);
   s->state = SpanState::kLarge;
   if (OsProtect(reinterpret_cast<void *>(s->start_addr()), s->bytes(), true)) g_page_heap.Free(s);
 }
 
-const char *FaultKind(const SampleRecord *r, uintptr_t a) {
+SPANALLOC_RARE const char *FaultKind(const SampleRecord *r, uintptr_t a) {
   if (r->freed) return "use after free";
   return a < r->ptr ? "underflow" : "overflow";
 }
 
-void WriteStacks(int fd, const SampleRecord *r) {
+SPANALLOC_RARE void WriteStacks(int fd, const SampleRecord *r) {
   {
     FdWriter w(fd);
     w.Str("  allocated at:\n");
@@ -70,12 +70,12 @@ void WriteStacks(int fd, const SampleRecord *r) {
 
 // The project's misuse line (common.h), then the stacks:
 //   spanalloc: <fault> of <ptr> (<func>: <size>-byte block, <detail>; guarded sample)
-void WriteHead(FdWriter &w, const char *fault, const SampleRecord *r, const char *func) {
+SPANALLOC_RARE void WriteHead(FdWriter &w, const char *fault, const SampleRecord *r, const char *func) {
   w.Str("spanalloc: ").Str(fault).Str(" of ").Hex(r->ptr).Str(" (").Str(func).Str(": ").Dec(r->size);
   w.Str("-byte block, ");
 }
 
-[[noreturn]] void ReportFault(const SampleRecord *r, uintptr_t a) {
+SPANALLOC_RARE [[noreturn]] void ReportFault(const SampleRecord *r, uintptr_t a) {
   {
     FdWriter w(STDERR_FILENO);
     w.Str("spanalloc: ").Str(FaultKind(r, a)).Str(" of ").Hex(r->ptr).Str(" (access at ").Hex(a).Str(": ");
@@ -89,7 +89,7 @@ void WriteHead(FdWriter &w, const char *fault, const SampleRecord *r, const char
   abort();
 }
 
-void ChainToPrevious(int sig, siginfo_t *info, void *ctx) {
+SPANALLOC_RARE void ChainToPrevious(int sig, siginfo_t *info, void *ctx) {
   const struct sigaction &prev = g_previous_segv;
   if ((prev.sa_flags & SA_SIGINFO) && prev.sa_sigaction != nullptr) {
     prev.sa_sigaction(sig, info, ctx);
@@ -108,7 +108,7 @@ void ChainToPrevious(int sig, siginfo_t *info, void *ctx) {
   if (info->si_code <= 0) raise(sig);
 }
 
-void OnSegv(int sig, siginfo_t *info, void *ctx) {
+SPANALLOC_RARE void OnSegv(int sig, siginfo_t *info, void *ctx) {
   int saved = errno;
   uintptr_t a = reinterpret_cast<uintptr_t>(info->si_addr);
   if (info->si_code > 0) {  // a fault, not a kill()
@@ -122,7 +122,7 @@ void OnSegv(int sig, siginfo_t *info, void *ctx) {
 
 }  // namespace
 
-void GuardedInit() {
+SPANALLOC_RARE void GuardedInit() {
   if (sysconf(_SC_PAGESIZE) != long(kOsPage)) {
     WriteStderr("spanalloc: SPANALLOC_GUARD_SAMPLE needs 4 KiB OS pages; guarded sampling is off\n");
     g_sampler.guard_every = 0;
@@ -142,7 +142,7 @@ namespace {
 // has the pages the new object needs, the new object takes it over: the span
 // is inaccessible already, so only the object's own pages are opened (one
 // mprotect instead of three, and no trip through the page heap).
-void *ReuseQuarantined(SampleRecord *r, size_t size) {
+SPANALLOC_RARE void *ReuseQuarantined(SampleRecord *r, size_t size) {
   Length n = GuardedPages(size);
   SampleRecord *old;
   {
@@ -173,7 +173,7 @@ void *ReuseQuarantined(SampleRecord *r, size_t size) {
 
 }  // namespace
 
-void *PlaceGuarded(SampleRecord *r, size_t size) noexcept {
+SPANALLOC_RARE void *PlaceGuarded(SampleRecord *r, size_t size) noexcept {
   if (!g_enabled) return nullptr;
   if (void *p = ReuseQuarantined(r, size)) return p;
   {
@@ -251,7 +251,7 @@ void FreeGuarded(Span *s, SampleRecord *r, void *p, const char *func) noexcept {
   errno = saved;
 }
 
-void ReportGuardedMisuse(SampleRecord *r, const char *func, const char *fault) noexcept {
+SPANALLOC_RARE void ReportGuardedMisuse(SampleRecord *r, const char *func, const char *fault) noexcept {
   {
     FdWriter w(STDERR_FILENO);
     WriteHead(w, fault, r, func);
@@ -261,7 +261,7 @@ void ReportGuardedMisuse(SampleRecord *r, const char *func, const char *fault) n
   abort();
 }
 
-GuardStats GetGuardStats() {
+SPANALLOC_RARE GuardStats GetGuardStats() {
   MutexLock l(g_sample_lock);
   return GuardStats{g_placed, g_skipped, g_guarded - g_quarantined, g_quarantined};
 }

@@ -5,7 +5,6 @@
 #include <signal.h>
 #include <unistd.h>
 
-#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -22,7 +21,7 @@ constinit std::atomic<int> g_profile_requests{0};
 namespace {
 
 constexpr size_t kMaxPath = 4096;
-char g_path_template[kMaxPath];  // SPANALLOC_PROFILE, written once at init
+SPANALLOC_RARE_DATA char g_path_template[kMaxPath];  // SPANALLOC_PROFILE, written once at init
 bool g_enabled = false;
 int g_signal = 0;
 std::atomic<uint32_t> g_signal_dumps{0};  // suffix of the last signal-requested profile
@@ -54,18 +53,48 @@ class MappedArray {
   T *data_ = nullptr;
 };
 
-size_t CountLiveLocked() {
+SPANALLOC_RARE size_t CountLiveLocked() {
   size_t n = 0;
   for (SampleRecord *r = LiveRecordsLocked(); r != nullptr; r = r->next) n++;
   return n;
 }
 
-bool SameStack(const Entry &a, const Entry &b) {
+SPANALLOC_RARE bool SameStack(const Entry &a, const Entry &b) {
   return a.depth == b.depth && memcmp(a.stack, b.stack, a.depth * sizeof(uintptr_t)) == 0;
 }
 
+// Orders entries by depth, then by stack.
+SPANALLOC_RARE bool StackLess(const Entry &x, const Entry &y) {
+  if (x.depth != y.depth) return x.depth < y.depth;
+  return memcmp(x.stack, y.stack, x.depth * sizeof(uintptr_t)) < 0;
+}
+
+// Sorts idx[0, n) (indexes of ent) by StackLess: a heap sort written here,
+// since std::sort's code would be instantiated outside the rare section.
+SPANALLOC_RARE void SortByStack(uint32_t *idx, size_t n, const Entry *ent) {
+  auto sift_down = [&](size_t root, size_t end) {
+    for (;;) {
+      size_t child = 2 * root + 1;
+      if (child >= end) return;
+      if (child + 1 < end && StackLess(ent[idx[child]], ent[idx[child + 1]])) child++;
+      if (!StackLess(ent[idx[root]], ent[idx[child]])) return;
+      uint32_t t = idx[root];
+      idx[root] = idx[child];
+      idx[child] = t;
+      root = child;
+    }
+  };
+  for (size_t i = n / 2; i-- > 0;) sift_down(i, n);
+  for (size_t end = n; end > 1; end--) {
+    uint32_t t = idx[0];
+    idx[0] = idx[end - 1];
+    idx[end - 1] = t;
+    sift_down(0, end - 1);
+  }
+}
+
 // Appends decimal n to buf at *pos (path building).
-void AppendDecimal(char *buf, size_t cap, size_t *pos, uint64_t n) {
+SPANALLOC_RARE void AppendDecimal(char *buf, size_t cap, size_t *pos, uint64_t n) {
   char d[20];
   int k = 0;
   do d[k++] = char('0' + n % 10); while ((n /= 10) != 0);
@@ -74,7 +103,7 @@ void AppendDecimal(char *buf, size_t cap, size_t *pos, uint64_t n) {
 
 // The profile path: "%p" replaced by the process id, ".<seq>" appended when
 // seq != 0. False if it does not fit.
-bool ExpandPath(const char *tmpl, uint32_t seq, char *out, size_t cap) {
+SPANALLOC_RARE bool ExpandPath(const char *tmpl, uint32_t seq, char *out, size_t cap) {
   size_t pos = 0;
   for (const char *c = tmpl; *c; c++) {
     if (c[0] == '%' && c[1] == 'p') {
@@ -95,7 +124,7 @@ bool ExpandPath(const char *tmpl, uint32_t seq, char *out, size_t cap) {
   return true;
 }
 
-void WriteTemplate(uint32_t seq) {
+SPANALLOC_RARE void WriteTemplate(uint32_t seq) {
   char path[kMaxPath + 32];
   if (!ExpandPath(g_path_template, seq, path, sizeof path)) return;
   if (int err = WriteHeapProfile(path); err != 0) {
@@ -104,18 +133,18 @@ void WriteTemplate(uint32_t seq) {
   }
 }
 
-void WriteAtExit() { WriteTemplate(0); }
+SPANALLOC_RARE void WriteAtExit() { WriteTemplate(0); }
 
-void OnProfileSignal(int) { g_profile_requests.fetch_add(1, std::memory_order_relaxed); }
+SPANALLOC_RARE void OnProfileSignal(int) { g_profile_requests.fetch_add(1, std::memory_order_relaxed); }
 
-int ParseSignal(const char *v) {
+SPANALLOC_RARE int ParseSignal(const char *v) {
   if (strncmp(v, "SIG", 3) == 0) v += 3;
   if (strcmp(v, "USR1") == 0) return SIGUSR1;
   if (strcmp(v, "USR2") == 0) return SIGUSR2;
   return 0;
 }
 
-void CopyMaps(int fd) {
+SPANALLOC_RARE void CopyMaps(int fd) {
   int in = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
   if (in < 0) return;
   char buf[4096];
@@ -157,7 +186,7 @@ bool HeapProfileConfigure() {
 
 bool HeapProfileEnabled() { return g_enabled; }
 
-void HeapProfileStart() {
+SPANALLOC_RARE void HeapProfileStart() {
   if (!g_enabled) return;
   atexit(WriteAtExit);
   if (g_signal != 0) {
@@ -169,7 +198,7 @@ void HeapProfileStart() {
   }
 }
 
-void ServeProfileRequests() {
+SPANALLOC_RARE void ServeProfileRequests() {
   if (g_profile_requests.exchange(0, std::memory_order_relaxed) == 0) return;  // another thread took it
   bool was_busy = tls_sampler_busy;
   tls_sampler_busy = true;
@@ -177,7 +206,7 @@ void ServeProfileRequests() {
   tls_sampler_busy = was_busy;
 }
 
-int WriteHeapProfile(const char *path) {
+SPANALLOC_RARE int WriteHeapProfile(const char *path) {
   int saved = errno;
   // Snapshot the live samples; records may come and go between counting and
   // copying, so room is left for some more (any beyond it are left out).
@@ -205,11 +234,7 @@ int WriteHeapProfile(const char *path) {
   Entry *ent = entries.get();
   uint32_t *idx = order.get();
   for (size_t i = 0; i < n; i++) idx[i] = uint32_t(i);
-  std::sort(idx, idx + n, [ent](uint32_t a, uint32_t b) {
-    const Entry &x = ent[a], &y = ent[b];
-    if (x.depth != y.depth) return x.depth < y.depth;
-    return memcmp(x.stack, y.stack, x.depth * sizeof(uintptr_t)) < 0;
-  });
+  SortByStack(idx, n, ent);
   double total_objects = 0, total_bytes = 0;
   for (size_t i = 0; i < n; i++) {
     total_objects += ent[i].objects;
@@ -254,7 +279,7 @@ int WriteHeapProfile(const char *path) {
 
 // ---- spanalloc_* API --------------------------------------------------------
 
-extern "C" SPANALLOC_EXPORT int spanalloc_dump_profile(const char *path) {
+extern "C" SPANALLOC_RARE SPANALLOC_EXPORT int spanalloc_dump_profile(const char *path) {
   if (path == nullptr || path[0] == '\0') return EINVAL;
   spanalloc::EnsureInitialized();
   bool was_busy = spanalloc::tls_sampler_busy;

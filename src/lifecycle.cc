@@ -33,7 +33,7 @@ void ThreadExit(void *) { ThreadCache::DestroyCurrent(); }
 // fork(): take every lock from kRegistry up in rank order (lock.h) so the
 // child inherits the heap in a consistent state, then release them (parent)
 // or reset them and repair what the vanished threads left (child).
-void ForkPrepare() {
+SPANALLOC_RARE void ForkPrepare() {
 #ifndef NDEBUG
   LockRankForkBegin();
 #endif
@@ -47,7 +47,7 @@ void ForkPrepare() {
   LockRankForkEnd();
 #endif
 }
-void ForkParent() {
+SPANALLOC_RARE void ForkParent() {
   ThreadCache::CacheAllocLock().Unlock();
   g_page_heap.span_alloc().lock().Unlock();
   SamplerForkParent();
@@ -55,7 +55,7 @@ void ForkParent() {
   for (uint32_t cl = kNumClasses - 1; cl >= 1; cl--) g_central[cl].lock().Unlock();
   ThreadCache::UnlockRegistry();
 }
-void ForkChild() {
+SPANALLOC_RARE void ForkChild() {
   ThreadCache::CacheAllocLock().ResetAfterFork();
   g_page_heap.span_alloc().lock().ResetAfterFork();
   SamplerForkChild();

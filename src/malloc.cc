@@ -99,16 +99,16 @@ SPANALLOC_EXPORT void free_aligned_sized(void *p, size_t align, size_t n) noexce
   errno = saved;
 }
 
-SPANALLOC_EXPORT int malloc_trim(size_t) noexcept { return spanalloc_release_free_memory() > 0; }
+SPANALLOC_RARE SPANALLOC_EXPORT int malloc_trim(size_t) noexcept { return spanalloc_release_free_memory() > 0; }
 
-SPANALLOC_EXPORT void malloc_stats(void) noexcept {
+SPANALLOC_RARE SPANALLOC_EXPORT void malloc_stats(void) noexcept {
   EnsureInitialized();
   PrintReport(STDERR_FILENO);
 }
 
 // glibc's XML (see report.h); glibc accepts no options yet and answers any
 // with EINVAL, as its return value.
-SPANALLOC_EXPORT int malloc_info(int options, FILE *fp) noexcept {
+SPANALLOC_RARE SPANALLOC_EXPORT int malloc_info(int options, FILE *fp) noexcept {
   if (options != 0) return EINVAL;
   EnsureInitialized();
   return PrintMallocInfo(fp);
@@ -120,7 +120,7 @@ SPANALLOC_EXPORT int malloc_info(int options, FILE *fp) noexcept {
 // They return 1 (honoured); every other parameter has no spanalloc
 // meaning and returns 0, as glibc does for an unknown one. The options
 // proper are SPANALLOC_* environment variables (options.h).
-SPANALLOC_EXPORT int mallopt(int param, int value) noexcept {
+SPANALLOC_RARE SPANALLOC_EXPORT int mallopt(int param, int value) noexcept {
   EnsureInitialized();
   switch (param) {
     case M_TRIM_THRESHOLD: return SetGlibcTunable(GlibcTunable::kTrimThreshold, value) ? 1 : 0;
@@ -129,7 +129,7 @@ SPANALLOC_EXPORT int mallopt(int param, int value) noexcept {
   }
 }
 
-SPANALLOC_EXPORT struct mallinfo2 mallinfo2(void) noexcept {
+SPANALLOC_RARE SPANALLOC_EXPORT struct mallinfo2 mallinfo2(void) noexcept {
   spanalloc_stats s;
   spanalloc_get_stats(&s);
   struct mallinfo2 mi = {};
@@ -143,7 +143,7 @@ SPANALLOC_EXPORT struct mallinfo2 mallinfo2(void) noexcept {
 
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wdeprecated-declarations"
-SPANALLOC_EXPORT struct mallinfo mallinfo(void) noexcept {
+SPANALLOC_RARE SPANALLOC_EXPORT struct mallinfo mallinfo(void) noexcept {
   struct mallinfo2 m2 = mallinfo2();
   struct mallinfo mi = {};
   auto clamp = [](size_t v) { return int(v > 0x7fffffff ? 0x7fffffff : v); };

@@ -39,12 +39,12 @@ struct CxxRuntime {
   std::new_handler (*get_new_handler)() noexcept;
   void (*throw_bad_alloc)();
 };
-void *CxxSymbol(const char *name) {
+SPANALLOC_RARE void *CxxSymbol(const char *name) {
   if (void *f = dlsym(RTLD_DEFAULT, name)) return f;
   void *lib = dlopen("libstdc++.so.6", RTLD_NOW | RTLD_NOLOAD);
   return lib ? dlsym(lib, name) : nullptr;  // (the handle stays: the library is loaded anyway)
 }
-CxxRuntime FindCxxRuntime() {
+SPANALLOC_RARE CxxRuntime FindCxxRuntime() {
   CxxRuntime rt{std::get_new_handler, std::__throw_bad_alloc};
   if (rt.get_new_handler == nullptr)
     rt.get_new_handler = reinterpret_cast<std::new_handler (*)() noexcept>(CxxSymbol("_ZSt15get_new_handlerv"));

@@ -93,7 +93,7 @@ const OptionSpec kOptions[] = {
      "N: about one allocation in N gets guard pages (overflow, use after free); 0: off"},
 };
 
-void Warn(const char *name, const char *value, const char *why) {
+SPANALLOC_RARE void Warn(const char *name, const char *value, const char *why) {
   char line[256];
   // A long value is cut, so that the reason and the newline always fit.
   int max = 96;
@@ -207,7 +207,7 @@ struct GlibcTunables {
 constinit GlibcTunables g_glibc = {false, 0, 0, 0};
 constinit bool g_glibc_loaded = false;
 
-void ApplyGlibcTunables() {
+SPANALLOC_RARE void ApplyGlibcTunables() {
   uint64_t retain;
   if (g_glibc.trim_set && g_glibc.trim < 0) {
     retain = ~uint64_t{0};  // glibc: a negative threshold turns trimming off
@@ -219,7 +219,7 @@ void ApplyGlibcTunables() {
 }
 
 // Reads one option that is not a number; false (and a warning) if v is bad.
-bool LoadText(const OptionSpec &o, const char *v) {
+SPANALLOC_RARE bool LoadText(const OptionSpec &o, const char *v) {
   if (o.kind == Kind::kPath) {
     size_t len = strlen(v);
     if (len == 0 || len >= kReportPathMax) {
@@ -248,7 +248,7 @@ bool LoadText(const OptionSpec &o, const char *v) {
 
 }  // namespace
 
-bool ParseBytes(const char *s, uint64_t *out) {
+SPANALLOC_RARE bool ParseBytes(const char *s, uint64_t *out) {
   char digits[32];
   size_t n = strlen(s);
   if (n == 0 || n >= sizeof digits) return false;
@@ -269,7 +269,7 @@ bool ParseBytes(const char *s, uint64_t *out) {
   return true;
 }
 
-bool SetGlibcTunable(GlibcTunable which, long value) {
+SPANALLOC_RARE bool SetGlibcTunable(GlibcTunable which, long value) {
   if (!g_glibc_loaded) {
     g_glibc.base_retain = g_options.retain_bytes;
     g_glibc_loaded = true;
@@ -339,7 +339,7 @@ void LoadOptions() {
   }
 }
 
-void ForEachOption(void (*fn)(const OptionValue &v, void *ctx), void *ctx) {
+SPANALLOC_RARE void ForEachOption(void (*fn)(const OptionValue &v, void *ctx), void *ctx) {
   for (const OptionSpec &o : kOptions) {
     OptionValue v = {o.name, o.meaning, 0, nullptr};
     switch (o.kind) {
@@ -361,9 +361,9 @@ void ForEachOption(void (*fn)(const OptionValue &v, void *ctx), void *ctx) {
   }
 }
 
-void PrintOptions(int fd) {
+SPANALLOC_RARE void PrintOptions(int fd) {
   ForEachOption(
-      [](const OptionValue &v, void *ctx) {
+      [](const OptionValue &v, void *ctx) SPANALLOC_RARE {
         char line[2 * kReportPathMax];
         int n = v.text ? snprintf(line, sizeof line, "  %-28s %10s  %s\n", v.name, v.text[0] ? v.text : "-", v.meaning)
                        : snprintf(line, sizeof line, "  %-28s %10llu  %s\n", v.name, (unsigned long long)v.number,

@@ -27,7 +27,7 @@ class Out {
   explicit Out(FILE *f) : file_(f) {}
   ~Out() { Flush(); }
 
-  void Printf(const char *fmt, ...) __attribute__((format(printf, 2, 3))) {
+  SPANALLOC_RARE void Printf(const char *fmt, ...) __attribute__((format(printf, 2, 3))) {
     va_list ap;
     for (int attempt = 0; attempt < 2; attempt++) {
       va_start(ap, fmt);
@@ -51,7 +51,7 @@ class Out {
     buf_[len_++] = c;
   }
   // s as a JSON string, quotes included.
-  void JsonString(const char *s) {
+  SPANALLOC_RARE void JsonString(const char *s) {
     Put('"');
     for (; *s; s++) {
       unsigned char c = static_cast<unsigned char>(*s);
@@ -67,7 +67,7 @@ class Out {
     Put('"');
   }
   // Writes what is buffered; false if any write so far failed.
-  bool Flush() {
+  SPANALLOC_RARE bool Flush() {
     const char *p = buf_;
     size_t left = len_;
     len_ = 0;
@@ -98,7 +98,7 @@ class Out {
 
 double MiB(uint64_t b) { return double(b) / (1024.0 * 1024.0); }
 
-bool WriteText(int fd) {
+SPANALLOC_RARE bool WriteText(int fd) {
   spanalloc_stats s;
   GatherStats(&s);
   Out out(fd);
@@ -126,7 +126,22 @@ bool WriteText(int fd) {
   return ok;
 }
 
-bool WriteJson(int fd) {
+// One option of the report's "options" object (ForEachOption's callback).
+struct OptionsJson {
+  Out *out;
+  const char *sep;
+};
+SPANALLOC_RARE void WriteOptionJson(const OptionValue &v, void *p) {
+  OptionsJson *c = static_cast<OptionsJson *>(p);
+  c->out->Printf("%s\"%s\": ", c->sep, v.name);
+  if (v.text)
+    c->out->JsonString(v.text);
+  else
+    c->out->Printf("%llu", (unsigned long long)v.number);
+  c->sep = ",\n    ";
+}
+
+SPANALLOC_RARE bool WriteJson(int fd) {
   spanalloc_stats s;
   GatherStats(&s);
   Out out(fd);
@@ -141,21 +156,8 @@ bool WriteJson(int fd) {
              (unsigned long long)g_options.memory_limit_bytes);
   out.JsonString(g_options.memory_limit_source);
   out.Printf(",\n  \"cgroup_limit\": %llu,\n  \"options\": {", (unsigned long long)g_options.cgroup_limit_bytes);
-  struct Ctx {
-    Out *out;
-    const char *sep;
-  } ctx = {&out, "\n    "};
-  ForEachOption(
-      [](const OptionValue &v, void *p) {
-        Ctx *c = static_cast<Ctx *>(p);
-        c->out->Printf("%s\"%s\": ", c->sep, v.name);
-        if (v.text)
-          c->out->JsonString(v.text);
-        else
-          c->out->Printf("%llu", (unsigned long long)v.number);
-        c->sep = ",\n    ";
-      },
-      &ctx);
+  OptionsJson ctx = {&out, "\n    "};
+  ForEachOption(WriteOptionJson, &ctx);
   out.Printf("\n  },\n  \"classes\": [");
   sep = "\n    {";
   for (uint32_t cl = 1; cl < kNumClasses; cl++) {
@@ -183,9 +185,9 @@ int g_console_fd = -1;
 dev_t g_console_dev;
 ino_t g_console_ino;
 // SPANALLOC_REPORT_FILE made absolute against the start-up directory.
-char g_report_path[2 * kReportPathMax];
+SPANALLOC_RARE_DATA char g_report_path[2 * kReportPathMax];
 
-void KeepConsole() {
+SPANALLOC_RARE void KeepConsole() {
   // Well above the descriptors programs and shells number themselves
   // (shells redirect to 3..9 and move their own to 10 and up).
   int floor = 1000;
@@ -203,14 +205,14 @@ void KeepConsole() {
 
 // Where messages of the exit report go: the kept stderr when it is still
 // the same file, else stderr if open; -1 when neither.
-int ConsoleFd() {
+SPANALLOC_RARE int ConsoleFd() {
   struct stat st;
   if (g_console_fd >= 0 && fstat(g_console_fd, &st) == 0 && st.st_dev == g_console_dev && st.st_ino == g_console_ino)
     return g_console_fd;
   return fcntl(STDERR_FILENO, F_GETFD) >= 0 ? STDERR_FILENO : -1;
 }
 
-void ResolveReportPath() {
+SPANALLOC_RARE void ResolveReportPath() {
   const char *file = g_options.report_file;
   size_t pos = 0;
   if (file[0] != '/' && getcwd(g_report_path, sizeof g_report_path - kReportPathMax - 1) != nullptr) {
@@ -221,7 +223,7 @@ void ResolveReportPath() {
 }
 
 // g_report_path with each %p replaced by the process id (%% by %).
-bool ExpandReportPath(char *out, size_t cap) {
+SPANALLOC_RARE bool ExpandReportPath(char *out, size_t cap) {
   size_t pos = 0;
   for (const char *s = g_report_path; *s; s++) {
     char piece[24] = {*s, '\0'};
@@ -240,14 +242,14 @@ bool ExpandReportPath(char *out, size_t cap) {
   return true;
 }
 
-void ConsoleMessage(const char *what, const char *path, int err) {
+SPANALLOC_RARE void ConsoleMessage(const char *what, const char *path, int err) {
   int fd = ConsoleFd();
   if (fd < 0) return;
   Out out(fd);
   out.Printf("spanalloc: cannot write the report to %s: %s\n", path, err ? strerrordesc_np(err) : what);
 }
 
-void ReportAtExit() {
+SPANALLOC_RARE void ReportAtExit() {
   bool json = g_options.report == ReportFormat::kJson;
   if (g_options.report_file[0] == '\0') {
     int fd = ConsoleFd();
@@ -276,10 +278,10 @@ void InitReport() {
   atexit(ReportAtExit);
 }
 
-void PrintReport(int fd) { WriteText(fd); }
-void PrintReportJson(int fd) { WriteJson(fd); }
+SPANALLOC_RARE void PrintReport(int fd) { WriteText(fd); }
+SPANALLOC_RARE void PrintReportJson(int fd) { WriteJson(fd); }
 
-int PrintMallocInfo(FILE *f) {
+SPANALLOC_RARE int PrintMallocInfo(FILE *f) {
   spanalloc_stats s;
   GatherStats(&s);
   Out out(f);
@@ -324,11 +326,11 @@ int PrintMallocInfo(FILE *f) {
 }  // namespace spanalloc
 
 extern "C" {
-SPANALLOC_EXPORT void spanalloc_print_report(int fd) {
+SPANALLOC_RARE SPANALLOC_EXPORT void spanalloc_print_report(int fd) {
   spanalloc::EnsureInitialized();
   spanalloc::PrintReport(fd);
 }
-SPANALLOC_EXPORT void spanalloc_print_report_json(int fd) {
+SPANALLOC_RARE SPANALLOC_EXPORT void spanalloc_print_report_json(int fd) {
   spanalloc::EnsureInitialized();
   spanalloc::PrintReportJson(fd);
 }

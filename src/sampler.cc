@@ -29,7 +29,7 @@ namespace {
 // A countdown that never runs out, for a consumer that is off.
 constexpr int64_t kNever = int64_t{1} << 62;
 
-constinit FixedAlloc<SampleRecord> g_record_alloc;
+SPANALLOC_RARE_DATA constinit FixedAlloc<SampleRecord> g_record_alloc;
 SampleRecord *g_live_head = nullptr;  // g_sample_lock, oldest first
 SampleRecord *g_live_tail = nullptr;
 
@@ -48,7 +48,7 @@ class BusyScope {
   bool was_;
 };
 
-uint64_t SplitMix(uint64_t x) {
+SPANALLOC_RARE uint64_t SplitMix(uint64_t x) {
   x += 0x9e3779b97f4a7c15ull;
   x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
   x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
@@ -61,7 +61,7 @@ SampleRecord *NewRecord() { return g_record_alloc.New(); }
 
 // ---- math without libm ------------------------------------------------------
 
-double SamplerLog(double x) {
+SPANALLOC_RARE double SamplerLog(double x) {
   // x = m * 2^e with m in [sqrt(1/2), sqrt(2)); ln m = 2 atanh(z), z = (m-1)/(m+1),
   // |z| <= 0.172, so the series to z^13 is exact to ~1e-12.
   uint64_t bits;
@@ -80,7 +80,7 @@ double SamplerLog(double x) {
   return e * 0.6931471805599453 + z * series;
 }
 
-double SamplerOneMinusExpNeg(double x) {
+SPANALLOC_RARE double SamplerOneMinusExpNeg(double x) {
   if (x < 0.5) {  // alternating series: x - x^2/2! + x^3/3! - ...
     double term = x, sum = 0;
     for (int k = 1; k <= 16; k++) {
@@ -106,7 +106,7 @@ double SamplerOneMinusExpNeg(double x) {
 
 // ---- countdowns -------------------------------------------------------------
 
-void SampleCountdown::Start(uint64_t seed) {
+SPANALLOC_RARE void SampleCountdown::Start(uint64_t seed) {
   rng_ = SplitMix(seed) | 1;
   bytes_left_ = DrawBytes();
   allocs_left_ = DrawAllocs();
@@ -121,7 +121,7 @@ uint64_t SampleCountdown::Next() {  // xorshift64*
 
 // Exponential with mean profile_rate: the gap to the next point of a Poisson
 // process over the bytes allocated.
-int64_t SampleCountdown::DrawBytes() {
+SPANALLOC_RARE int64_t SampleCountdown::DrawBytes() {
   if (g_sampler.profile_rate == 0) return kNever;
   double u = double((Next() >> 11) + 1) * 0x1p-53;  // (0, 1]
   double gap = -SamplerLog(u) * double(g_sampler.profile_rate);
@@ -131,7 +131,7 @@ int64_t SampleCountdown::DrawBytes() {
 }
 
 // Geometric with mean guard_every (at least 1).
-int64_t SampleCountdown::DrawAllocs() {
+SPANALLOC_RARE int64_t SampleCountdown::DrawAllocs() {
   uint64_t n = g_sampler.guard_every;
   if (n == 0) return kNever;
   if (n == 1) return 1;
@@ -141,7 +141,7 @@ int64_t SampleCountdown::DrawAllocs() {
   return int64_t(k);
 }
 
-unsigned SampleCountdown::Charge(size_t size) {
+SPANALLOC_RARE unsigned SampleCountdown::Charge(size_t size) {
   unsigned kinds = 0;
   bytes_left_ -= int64_t(size);
   if (bytes_left_ <= 0) {
@@ -155,7 +155,7 @@ unsigned SampleCountdown::Charge(size_t size) {
   return kinds;
 }
 
-uint32_t SampleCountdown::Precharge(size_t size, uint32_t want) {
+SPANALLOC_RARE uint32_t SampleCountdown::Precharge(size_t size, uint32_t want) {
   if (bytes_left_ <= int64_t(size) || allocs_left_ <= 1) return 0;
   uint64_t k = want;
   uint64_t by_bytes = uint64_t(bytes_left_ - 1) / size;
@@ -169,14 +169,14 @@ uint32_t SampleCountdown::Precharge(size_t size, uint32_t want) {
 
 // ---- records ----------------------------------------------------------------
 
-void LinkRecordLocked(SampleRecord *r) {
+SPANALLOC_RARE void LinkRecordLocked(SampleRecord *r) {
   r->next = nullptr;
   r->prev = g_live_tail;
   if (g_live_tail) g_live_tail->next = r; else g_live_head = r;
   g_live_tail = r;
 }
 
-void UnlinkRecordLocked(SampleRecord *r) {
+SPANALLOC_RARE void UnlinkRecordLocked(SampleRecord *r) {
   if (r->prev) r->prev->next = r->next; else g_live_head = r->next;
   if (r->next) r->next->prev = r->prev; else g_live_tail = r->prev;
   r->next = r->prev = nullptr;
@@ -204,15 +204,15 @@ void SamplerStart() {
   HeapProfileStart();
 }
 
-void SamplerForkPrepare() {
+SPANALLOC_RARE void SamplerForkPrepare() {
   g_sample_lock.Lock();
   g_record_alloc.lock().Lock();
 }
-void SamplerForkParent() {
+SPANALLOC_RARE void SamplerForkParent() {
   g_record_alloc.lock().Unlock();
   g_sample_lock.Unlock();
 }
-void SamplerForkChild() {
+SPANALLOC_RARE void SamplerForkChild() {
   g_record_alloc.lock().ResetAfterFork();
   g_sample_lock.ResetAfterFork();
 }
@@ -222,7 +222,7 @@ void SamplerForkChild() {
 namespace {
 
 // A span of its own for a profile-only sample: the object at its start.
-void *PlaceProfiled(SampleRecord *r, size_t size) {
+SPANALLOC_RARE void *PlaceProfiled(SampleRecord *r, size_t size) {
   bool zeroed;
   Span *s = g_page_heap.AllocLarge(PagesFor(size), 1, &zeroed);
   if (s == nullptr) return nullptr;
@@ -232,7 +232,7 @@ void *PlaceProfiled(SampleRecord *r, size_t size) {
   return reinterpret_cast<void *>(r->ptr);
 }
 
-void Register(SampleRecord *r) {
+SPANALLOC_RARE void Register(SampleRecord *r) {
   MutexLock l(g_sample_lock);
   LinkRecordLocked(r);
 }
@@ -295,7 +295,7 @@ SPANALLOC_NOINLINE void SampleLarge(Span *s) noexcept {
   errno = saved;
 }
 
-uint64_t NextCountdownSeed() {
+SPANALLOC_RARE uint64_t NextCountdownSeed() {
   return g_seed_counter.fetch_add(1, std::memory_order_relaxed) * 0x9e3779b97f4a7c15ull ^ NowMillis();
 }
 
@@ -315,7 +315,7 @@ void FreeSampled(Span *s, void *p, const char *func) noexcept {
   errno = saved;
 }
 
-size_t SampledUsableSize(Span *s, const void *p, const char *func, const char *freed_fault) noexcept {
+SPANALLOC_RARE size_t SampledUsableSize(Span *s, const void *p, const char *func, const char *freed_fault) noexcept {
   SampleRecord *r = s->sample;
   if (r->freed) ReportGuardedMisuse(r, func, freed_fault);
   if (reinterpret_cast<uintptr_t>(p) != r->ptr) FatalMisuse(func, p, "invalid pointer", "not the start of an object");

@@ -118,7 +118,7 @@ void Scavenger::Loop() {
   }
 }
 
-void Scavenger::AfterForkChild() {
+SPANALLOC_RARE void Scavenger::AfterForkChild() {
   seq_.store(0, std::memory_order_relaxed);
   sleeping_.store(0, std::memory_order_relaxed);
   state_.store(kIdle, std::memory_order_relaxed);

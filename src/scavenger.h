@@ -63,7 +63,7 @@ class Scavenger {
 
  private:
   enum : uint32_t { kIdle, kRequested, kStarting, kRunning, kFailed };
-  SPANALLOC_COLD void Start();
+  SPANALLOC_NOINLINE void Start();
   static void *Main(void *self);
   [[noreturn]] void Loop();
 

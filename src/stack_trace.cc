@@ -14,7 +14,7 @@ namespace {
 // spanalloc is linked into the main program. Written once by StackTraceInit.
 uintptr_t g_self_lo = 0, g_self_hi = 0;
 
-int FindSelf(struct dl_phdr_info *info, size_t, void *) {
+SPANALLOC_RARE int FindSelf(struct dl_phdr_info *info, size_t, void *) {
   uintptr_t me = reinterpret_cast<uintptr_t>(&CollectStack);
   for (int i = 0; i < info->dlpi_phnum; i++) {
     const ElfW(Phdr) &ph = info->dlpi_phdr[i];
@@ -47,7 +47,7 @@ inline bool IsOwnFrame(uintptr_t pc) {
 
 }  // namespace
 
-void StackTraceInit() {
+SPANALLOC_RARE void StackTraceInit() {
   void *warm[4];
   backtrace(warm, 4);
   dl_iterate_phdr(FindSelf, nullptr);
@@ -64,7 +64,7 @@ int CollectStack(uintptr_t *pcs, int max) {
   return depth;
 }
 
-void PrintStack(int fd, const uintptr_t *pcs, int depth) {
+SPANALLOC_RARE void PrintStack(int fd, const uintptr_t *pcs, int depth) {
   if (depth == 0) {
     FdWriter w(fd);
     w.Str("    (no frames)\n");

@@ -10,7 +10,7 @@
 
 namespace spanalloc {
 
-bool GatherClassStats(uint32_t cl, ClassStats *out) {
+SPANALLOC_RARE bool GatherClassStats(uint32_t cl, ClassStats *out) {
   CentralStats cs = g_central[cl].Stats();
   const ClassShape &shape = kClassShape[cl];
   *out = ClassStats{cl,
@@ -24,7 +24,7 @@ bool GatherClassStats(uint32_t cl, ClassStats *out) {
   return cs.spans != 0 || cs.slot_objects != 0;
 }
 
-void GatherStats(spanalloc_stats *out) {
+SPANALLOC_RARE void GatherStats(spanalloc_stats *out) {
   // The calling thread's cache is counted exactly (the others as of their
   // last slow path).
   if (tls_cache != &g_empty_cache) tls_cache->PublishBytes();
@@ -60,7 +60,7 @@ void GatherStats(spanalloc_stats *out) {
 }  // namespace spanalloc
 
 extern "C" {
-SPANALLOC_EXPORT int spanalloc_get_stats(spanalloc_stats *out) {
+SPANALLOC_RARE SPANALLOC_EXPORT int spanalloc_get_stats(spanalloc_stats *out) {
   spanalloc::EnsureInitialized();
   spanalloc::GatherStats(out);
   return 0;

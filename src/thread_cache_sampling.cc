@@ -14,7 +14,7 @@
 
 namespace spanalloc {
 
-void ThreadCache::EnterSamplingMode() {
+SPANALLOC_RARE void ThreadCache::EnterSamplingMode() {
   for (uint32_t cl = 1; cl < kNumClasses; cl++) {
     stash_[cl].max_length = lists[cl].max_length;
     lists[cl].set_max_length(0);  // every free reaches FreeSlow
@@ -26,7 +26,7 @@ void ThreadCache::EnterSamplingMode() {
 // sample and moves them to the fast list. When the window ends at a sample
 // (not at the stash's end), the charge after it holds the sample: it is the
 // class's, pending until the list runs dry and AllocSlow comes back.
-void ThreadCache::ChargeWindow(uint32_t cl) {
+SPANALLOC_RARE void ThreadCache::ChargeWindow(uint32_t cl) {
   Stash &st = stash_[cl];
   FreeList &l = lists[cl];
   uint32_t n = countdown_.Precharge(kClassShape[cl].size, st.length);
@@ -44,7 +44,7 @@ void ThreadCache::ChargeWindow(uint32_t cl) {
 
 // One charge of class cl that holds a sample (the countdown has no room for
 // it): the sample is the class's next allocation from AllocSlow.
-void ThreadCache::ChargePending(uint32_t cl) {
+SPANALLOC_RARE void ThreadCache::ChargePending(uint32_t cl) {
   Stash &st = stash_[cl];
   unsigned kinds = countdown_.Charge(kClassShape[cl].size);
   if ((kinds & kSampleProfile) && st.pending_profile < UINT16_MAX) st.pending_profile++;
@@ -53,7 +53,7 @@ void ThreadCache::ChargePending(uint32_t cl) {
 
 // Moves the whole fast list back to the stash; its objects keep their
 // charge (sampler.h says why).
-void ThreadCache::UnchargeList(uint32_t cl) {
+SPANALLOC_RARE void ThreadCache::UnchargeList(uint32_t cl) {
   Stash &st = stash_[cl];
   FreeList &l = lists[cl];
   uint32_t n = l.length();
@@ -67,7 +67,7 @@ void ThreadCache::UnchargeList(uint32_t cl) {
   }
 }
 
-void ThreadCache::ReleaseStash(uint32_t cl, uint32_t n) {
+SPANALLOC_RARE void ThreadCache::ReleaseStash(uint32_t cl, uint32_t n) {
   Stash &st = stash_[cl];
   if (n > st.length) n = st.length;
   if (n == 0) return;
@@ -82,7 +82,7 @@ void ThreadCache::ReleaseStash(uint32_t cl, uint32_t n) {
 
 // The stash is empty (and so is the fast list): a batch from the central
 // list, with the same slow start as Refill.
-bool ThreadCache::RefillStash(uint32_t cl) {
+SPANALLOC_RARE bool ThreadCache::RefillStash(uint32_t cl) {
   Stash &st = stash_[cl];
   const ClassShape &shape = kClassShape[cl];
   void *head, *tail;
@@ -133,7 +133,7 @@ void *ThreadCache::AllocSampling(uint32_t cl) {
 // Every free of this thread comes here (lists[cl].max_length is 0): the
 // common case is kept short, the rest is FreeSamplingSlow's. (A double
 // free was caught before: the fast path saw the block's link.)
-void ThreadCache::FreeSampling(void *p, uint32_t cl) {
+SPANALLOC_RARE void ThreadCache::FreeSampling(void *p, uint32_t cl) {
   Stash &st = stash_[cl];
   FreeList &l = lists[cl];
   if (SPANALLOC_UNLIKELY(l.length() + st.length >= st.max_length || tls_sampler_busy ||
@@ -148,7 +148,7 @@ void ThreadCache::FreeSampling(void *p, uint32_t cl) {
 // A full cache, a profile to write, sampler code on this thread, or a
 // charge that holds a sample (then the sample is the class's, and the object
 // waits uncharged in the stash).
-void ThreadCache::FreeSamplingSlow(void *p, uint32_t cl) {
+SPANALLOC_RARE void ThreadCache::FreeSamplingSlow(void *p, uint32_t cl) {
   Stash &st = stash_[cl];
   FreeList &l = lists[cl];
   bool busy = tls_sampler_busy;
@@ -169,7 +169,7 @@ void ThreadCache::FreeSamplingSlow(void *p, uint32_t cl) {
 
 // Full: grow while below one batch (as Overflow does), else give a batch
 // back, uncharged objects first.
-void ThreadCache::OverflowSampling(uint32_t cl) {
+SPANALLOC_RARE void ThreadCache::OverflowSampling(uint32_t cl) {
   Stash &st = stash_[cl];
   FreeList &l = lists[cl];
   uint32_t batch = kClassShape[cl].batch;
@@ -182,7 +182,7 @@ void ThreadCache::OverflowSampling(uint32_t cl) {
   PublishClass(cl);
 }
 
-void ThreadCache::FlushSampling() {
+SPANALLOC_RARE void ThreadCache::FlushSampling() {
   for (uint32_t cl = 1; cl < kNumClasses; cl++) {
     if (lists[cl].length() > 0) UnchargeList(cl);
     while (stash_[cl].length > 0) ReleaseStash(cl, kClassShape[cl].batch);
@@ -192,7 +192,7 @@ void ThreadCache::FlushSampling() {
 // As SalvageAfterFork for the fast lists: a stash whose thread fork stopped
 // halfway through a push or a pop is cut at the first link that does not
 // hold or at `length` objects; at most the object in flight is lost.
-void ThreadCache::SalvageStashAfterFork() {
+SPANALLOC_RARE void ThreadCache::SalvageStashAfterFork() {
   for (uint32_t cl = 1; cl < kNumClasses; cl++) {
     Stash &st = stash_[cl];
     st.length = CutAtFirstBadLink(&st.head, st.length, cl);
