@@ -75,7 +75,7 @@ SPANALLOC_RARE void WriteHead(FdWriter &w, const char *fault, const SampleRecord
   w.Str("-byte block, ");
 }
 
-SPANALLOC_RARE [[noreturn]] void ReportFault(const SampleRecord *r, uintptr_t a) {
+[[noreturn]] SPANALLOC_RARE void ReportFault(const SampleRecord *r, uintptr_t a) {
   {
     FdWriter w(STDERR_FILENO);
     w.Str("spanalloc: ").Str(FaultKind(r, a)).Str(" of ").Hex(r->ptr).Str(" (access at ").Hex(a).Str(": ");

@@ -29,7 +29,7 @@ namespace {
 // A countdown that never runs out, for a consumer that is off.
 constexpr int64_t kNever = int64_t{1} << 62;
 
-SPANALLOC_RARE_DATA constinit FixedAlloc<SampleRecord> g_record_alloc;
+constinit FixedAlloc<SampleRecord> g_record_alloc;
 SampleRecord *g_live_head = nullptr;  // g_sample_lock, oldest first
 SampleRecord *g_live_tail = nullptr;
 
