@@ -435,15 +435,15 @@ void PageHeapT<Env>::FreeLocked(Span *s, Span **retired, int *nretired) {
 
 template <class Env>
 void PageHeapT<Env>::Free(Span *const *spans, size_t n) {
-  // The neighbours' records, which coalescing reads, load before the lock
-  // (the spans are the caller's; the page map is read without a lock, and
-  // a prefetch of a stale entry's record is harmless).
-  for (size_t i = 0; i < n; i++) {
-    __builtin_prefetch(env_.SpanOfPage(spans[i]->start - 1));
-    __builtin_prefetch(env_.SpanOfPage(spans[i]->start + spans[i]->npages));
-  }
   {
     MutexLock l(lock_);
+    // The neighbours' records, which coalescing reads, load together first
+    // (under the lock: the page map's writers hold it; a prefetch of a
+    // stale entry's record is harmless).
+    for (size_t i = 0; i < n; i++) {
+      __builtin_prefetch(env_.SpanOfPage(spans[i]->start - 1));
+      __builtin_prefetch(env_.SpanOfPage(spans[i]->start + spans[i]->npages));
+    }
     // The Span objects merged away go back to span_alloc_ a chunk at a time
     // (one metadata lock each). Until then they are unreachable: a stale
     // page-map entry can lead to one only from an interior page of a free
