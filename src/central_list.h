@@ -77,11 +77,10 @@ class alignas(64) CentralListT {
   // 16 rather than 64 caps only the classes under 128 B (16 batches of 128
   // objects), with the same instruction count on bench prodcons.
   static constexpr int kMaxSlots = 16;
-  // A run is handed out only when its objects reach past the OS page its
-  // first one starts on: linking them would write to more pages than the
-  // first one's, which is written when it is handed out anyway. (A run
-  // costs its taker a slow path per OS page, thread_cache.cc.)
-  static constexpr uintptr_t kRunPage = 4096;
+  // A run is handed out only when its objects reach past the OS page
+  // (kOsPage) its first one starts on: linking them would write to more
+  // pages than the first one's, which is written when it is handed out
+  // anyway. (A run costs its taker a slow path per OS page, thread_cache.cc.)
   // Nor for fewer objects than this (short refills: a thread's first ones of a
   // class), which cost more instructions as a run than they save in memory.
   // (Runs from the free tails of partly used spans as well cut churn's peak

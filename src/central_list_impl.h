@@ -111,8 +111,8 @@ int CentralListT<Env>::FromSpansLocked(void **head, void **tail, int n, ObjectRu
     // otherwise the lowest free objects, linked.
     if (run != nullptr && run->count == 0 && n - got >= kMinRun && s->free_count == shape.objects) {
       uint32_t k = uint32_t(n - got) < shape.objects ? uint32_t(n - got) : shape.objects;
-      if (k >= uint32_t(kMinRun) && reinterpret_cast<uintptr_t>(base + size_t(k - 1) * shape.size) / kRunPage !=
-                                        reinterpret_cast<uintptr_t>(base) / kRunPage) {
+      if (k >= uint32_t(kMinRun) && reinterpret_cast<uintptr_t>(base + size_t(k - 1) * shape.size) / kOsPage !=
+                                        reinterpret_cast<uintptr_t>(base) / kOsPage) {
         central_list_internal::ForEachRangeWord(0, k, [s](uint32_t w, uint64_t mask) { s->free_bits[w] &= ~mask; });
         s->free_count -= k;
         *run = ObjectRun{base, k};
@@ -268,17 +268,7 @@ void CentralListT<Env>::InsertRun(ObjectRun run) {
     if (s->free_bits[w] & mask) FatalInternal("central list: run given back is already free in its span");
     s->free_bits[w] |= mask;
   });
-  s->free_count += run.count;
-  span_free_ += run.count;
-  if (s->free_count == run.count) LinkSpanLocked(s);
-  if (s->free_count == shape.objects && !(partial_ == s && s->next == nullptr)) {
-    // As in ToSpansLocked: every object is back, and the span is not the
-    // class's only partial one.
-    UnlinkSpanLocked(s);
-    span_free_ -= shape.objects;
-    spans_--;
-    env_.FreeSpan(s);
-  }
+  if (RunToSpanLocked(s, run.count)) env_.FreeSpan(s);
 }
 
 template <class Env>

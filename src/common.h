@@ -49,6 +49,9 @@ namespace spanalloc {
 // Pages of the page heap: 8 KiB, as in Go and tcmalloc.
 inline constexpr int kPageShift = 13;
 inline constexpr size_t kPageSize = size_t{1} << kPageShift;
+// The OS's page (x86-64): the unit of RSS, madvise and protection; a page
+// of the page heap is two of them.
+inline constexpr uintptr_t kOsPage = 4096;
 // Largest size served from size classes; larger requests are whole spans.
 inline constexpr size_t kMaxSmallSize = 32768;
 // Every block of at least 16 bytes is 16-byte aligned (any object that fits

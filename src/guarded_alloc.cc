@@ -18,8 +18,6 @@ namespace spanalloc {
 
 namespace {
 
-constexpr uintptr_t kOsPage = 4096;
-
 // Protected by g_sample_lock:
 uint32_t g_guarded = 0;  // live + quarantined
 uint64_t g_placed = 0, g_skipped = 0;

@@ -63,7 +63,6 @@ void FixedAllocBase::Free(void *const *p, size_t n) {
 // in a bitmap per tracked chunk, releases every run of OS pages whose
 // overlapping objects are all free, and rebuilds the free list and the runs.
 size_t FixedAllocBase::ReleaseFreePages(size_t size) {
-  constexpr uintptr_t kOsPage = 4096;
   MutexLock l(lock_);
   // (An object of at most one OS page overlaps at most two pages, so no
   // object can fall in two runs.)

@@ -147,7 +147,6 @@ void PageMapSetRange(PageId first, Length n, Span *s, uint64_t entry, bool set_c
 }
 
 void PageMapReleaseInterior(PageId first, Length n) {
-  constexpr uintptr_t kOsPage = 4096;
   if (n < 3) return;
   PageId page = first + 1, end = first + n - 1;
   while (page < end) {

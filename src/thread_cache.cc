@@ -102,10 +102,6 @@ void *SpreadOverLines(void *head, uint32_t n, uint32_t cl, void **tail) {
   return first;
 }
 
-// Lazy carving (thread_cache.h, FreshRun) links the fresh objects
-// whose first word lies on one OS page at a time: linking writes that word,
-// and a page once written costs its RSS whatever else on it is written.
-constexpr uintptr_t kOsPage = 4096;
 
 // One object straight from / to the central list, for threads without a cache.
 void *CentralAllocOne(uint32_t cl) {
@@ -303,7 +299,8 @@ SPANALLOC_NOINLINE void *ThreadCache::RefillWithRun(uint32_t cl, void *head, voi
 
 // The list is empty and fresh objects wait (thread_cache.h): links the ones
 // whose first word is on the OS page of the next one (at least that one) and
-// pops it; the rest stay fresh. Tiny classes are linked a line apart, as
+// pops it; the rest stay fresh (linking writes an object's first word, and
+// a page once written costs its RSS whatever else on it is written). Tiny classes are linked a line apart, as
 // SpreadOverLines does.
 void *ThreadCache::PopFresh(uint32_t cl) {
   FreeList &l = lists[cl];
